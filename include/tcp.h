@@ -1,0 +1,230 @@
+/*
+ * tcp.h -- the whole public contract of the zig_tcp engine.
+ *
+ * One C API, three backends (io_uring on Linux with a libuv fallback, IOCP on
+ * Windows, libuv elsewhere). tcp_backend_name() tells which one runs.
+ *
+ * THREADS
+ *   The engine owns one background I/O thread per process. Every function in
+ *   this header is thread-safe: any thread may call any function at any time
+ *   (Dart isolates call from whatever thread runs them). Nothing here blocks on
+ *   the network; only tcp_shutdown() waits (for the I/O thread to drain).
+ *
+ * TWO KINDS OF FUNCTION
+ *   Synchronous: tcp_init, tcp_shutdown, tcp_backend_name, tcp_strerror,
+ *   tcp_last_os_error, tcp_listen (bind + listen happen in the call), and the
+ *   accessors (addresses, ports, keepAlive, noDelay). They return their result.
+ *
+ *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_write,
+ *   tcp_shutdown_write, tcp_close. Each takes a caller-chosen request_id.
+ *     - If the call returns a negative error code, the request was refused and
+ *       NO message will ever be posted for it.
+ *     - Otherwise (0, or a new handle for tcp_connect) exactly ONE completion
+ *       will be posted for request_id -- also when the socket is closed or the
+ *       engine shuts down before the operation finishes.
+ *   Completions are never posted from inside the call that started the
+ *   operation; they are always posted by the I/O thread. So every function may
+ *   be called as a Dart "leaf" call.
+ *
+ * COMPLETION MESSAGES
+ *   A completion is delivered with Dart_PostCObject to the native port that was
+ *   given when the handle was made (tcp_listen / tcp_connect; accepted sockets
+ *   inherit the listener's port). A message is a flat array of 3*N objects,
+ *   N >= 1 triples back to back:
+ *       [request_id_0, result_0, payload_0, request_id_1, result_1, payload_1, ...]
+ *   Completions for the same port found in one pass of the I/O thread travel in
+ *   one message. Within a port, completions are in the order the engine
+ *   finished them; a close's completion always follows the completions of the
+ *   operations it cancelled.
+ *     request_id : int64, as given by the caller.
+ *     result     : int64. >= 0 on success, a negative TCP_ERR_* code on error.
+ *     payload    : on error, the OS error code (int64: errno on POSIX, the
+ *                  WSA/Win32 code on Windows; 0 when the error did not come from
+ *                  the OS). On a successful read with result > 0, external
+ *                  typed data (Uint8List) of exactly `result` bytes; the Dart VM
+ *                  owns it and frees it with its finalizer. Otherwise null.
+ *   Results per operation:
+ *     connect        : 0 when connected.
+ *     accept         : the new connection's handle (> 0).
+ *     read           : > 0 bytes read (payload holds them); 0 = end of stream
+ *                      (the peer shut down its write side); < 0 error.
+ *     write          : the number of bytes written = bytes_len (always all of
+ *                      them; short writes are resubmitted inside the engine).
+ *     shutdown_write : 0 once every earlier write finished and FIN was sent.
+ *     close          : 0 once every pending operation has completed and the OS
+ *                      socket is closed. The handle is invalid from the moment
+ *                      tcp_close returns 0.
+ *   If the port is gone (Dart_PostCObject returns false), the message and any
+ *   read data in it are freed by the engine; nothing leaks.
+ *
+ * ORDERING
+ *   Reads on one socket are served one at a time in call order; writes and
+ *   shutdown_write on one socket likewise (a later write never interleaves with
+ *   an earlier one). Reads and writes run concurrently with each other.
+ *
+ * HANDLES
+ *   A handle is a positive 64-bit id: a table slot plus a generation that
+ *   changes every time the slot is reused. A closed, stale, made-up or foreign
+ *   handle is detected and rejected with TCP_ERR_CLOSED (it was ours and has been
+ *   closed) or TCP_ERR_BAD_HANDLE (never issued, or of the wrong kind); it can
+ *   never reach another socket. There is no fixed cap on the number of handles.
+ *
+ * BUFFERS
+ *   Every pointer argument is borrowed only for the duration of the call:
+ *   tcp_write copies the bytes before it returns, so the caller may reuse or
+ *   free its buffer at once. Read data is allocated by the engine and handed
+ *   to the Dart VM in the completion message.
+ *
+ * ERRORS
+ *   Every failure is a negative TCP_ERR_* code; tcp_strerror() names it. When a
+ *   synchronous call fails because of the OS, tcp_last_os_error() returns the OS
+ *   code on the calling thread (0 otherwise) until that thread's next call.
+ */
+#ifndef ZIG_TCP_H
+#define ZIG_TCP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define TCP_API __declspec(dllexport)
+#else
+#define TCP_API __attribute__((visibility("default")))
+#endif
+
+/* ---- error codes (portable across backends) ---------------------------- */
+#define TCP_OK 0
+#define TCP_ERR_INVALID_ARGUMENT -1      /* null buffer, bad length, bad address, bad port */
+#define TCP_ERR_BAD_HANDLE -2            /* never issued by this engine, or wrong kind */
+#define TCP_ERR_CLOSED -3                /* the socket was closed (also: op cancelled by close) */
+#define TCP_ERR_NOT_INITIALIZED -4       /* tcp_init has not succeeded */
+#define TCP_ERR_SHUTDOWN -5              /* the engine shut down before the op finished */
+#define TCP_ERR_NO_MEMORY -6
+#define TCP_ERR_UNSUPPORTED -7           /* backend unavailable, or lacks a needed feature */
+#define TCP_ERR_DART_API -8              /* the Dart DL API data is missing or incompatible */
+#define TCP_ERR_ADDRESS_IN_USE -20
+#define TCP_ERR_ADDRESS_NOT_AVAILABLE -21
+#define TCP_ERR_CONNECTION_REFUSED -22
+#define TCP_ERR_CONNECTION_RESET -23
+#define TCP_ERR_CONNECTION_ABORTED -24
+#define TCP_ERR_TIMED_OUT -25
+#define TCP_ERR_NETWORK_UNREACHABLE -26
+#define TCP_ERR_HOST_UNREACHABLE -27
+#define TCP_ERR_BROKEN_PIPE -28          /* write after the connection was shut down */
+#define TCP_ERR_ACCESS_DENIED -29
+#define TCP_ERR_TOO_MANY_FILES -30       /* EMFILE / ENFILE / WSAEMFILE */
+#define TCP_ERR_NOT_CONNECTED -31
+#define TCP_ERR_ADDRESS_FAMILY -32       /* address family not supported (e.g. no IPv6) */
+#define TCP_ERR_OS -99                   /* any other OS error: see the OS code */
+
+/* Largest bytes_max for one tcp_read and bytes_len for one tcp_write. */
+#define TCP_READ_BYTES_MAX (64 * 1024 * 1024)
+#define TCP_WRITE_BYTES_MAX (1024 * 1024 * 1024)
+
+/* ---- engine lifetime ----------------------------------------------------- */
+
+/* Starts the engine. dart_api_dl_data is what Dart's
+ * NativeApi.initializeApiDLData returns; the engine resolves Dart_PostCObject
+ * from it. Idempotent and thread-safe: later calls while the engine runs return
+ * TCP_OK and ignore their argument. After tcp_shutdown, tcp_init starts a fresh
+ * engine (handles from before stay invalid). Returns TCP_OK or a TCP_ERR_*. */
+TCP_API int32_t tcp_init(void *dart_api_dl_data);
+
+/* Stops the engine: every open socket is closed, every pending operation
+ * completes with TCP_ERR_SHUTDOWN (every pending close with TCP_OK), all those
+ * messages are posted, then the I/O thread exits. Blocks until done. Must not
+ * be called from a completion handler running on the I/O thread (there is none
+ * in Dart). Returns TCP_OK, or TCP_ERR_NOT_INITIALIZED. */
+TCP_API int32_t tcp_shutdown(void);
+
+/* "io_uring", "uv" or "iocp" while the engine runs; NULL before tcp_init.
+ * The returned string is static. */
+TCP_API const char *tcp_backend_name(void);
+
+/* A static, human-readable description of a TCP_ERR_* code (never NULL). */
+TCP_API const char *tcp_strerror(int64_t code);
+
+/* The OS error code behind the last failed synchronous call on this thread,
+ * 0 if it did not come from the OS. */
+TCP_API int32_t tcp_last_os_error(void);
+
+/* ---- listeners ----------------------------------------------------------- */
+
+/* Creates a listening socket, synchronously. addr is 4 (IPv4) or 16 (IPv6)
+ * address bytes in network order; port 0 picks an ephemeral port (read it back
+ * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
+ * IPv6 addresses. shared != 0 lets several listeners bind the same address and
+ * port (SO_REUSEPORT where it exists); it never allows stealing a port another
+ * process holds without it. Completions of accepts go to dart_port.
+ * Returns the listener handle (> 0) or a TCP_ERR_*. */
+TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
+                           int32_t backlog, int32_t v6_only, int32_t shared);
+
+/* Accepts one connection. Completion result: the new connection's handle,
+ * whose completions go to the listener's port. */
+TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
+
+/* ---- connections ---------------------------------------------------------- */
+
+/* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
+ * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
+ * timeout_ms <= 0 means no timeout (the OS's own limit applies); on expiry the
+ * connect completes with TCP_ERR_TIMED_OUT. Returns the new handle (> 0) at
+ * once -- it may be closed while the connect is pending -- and the connect
+ * completes later with 0 or an error. After a failed connect the handle must
+ * still be closed. Completions go to dart_port. */
+TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t *addr,
+                            int32_t addr_len, int32_t port, const uint8_t *source_addr,
+                            int32_t source_addr_len, int32_t source_port, int64_t timeout_ms);
+
+/* Reads up to bytes_max (1..TCP_READ_BYTES_MAX) bytes. */
+TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_max);
+
+/* Writes all bytes_len bytes (0..TCP_WRITE_BYTES_MAX); the engine copies them
+ * before returning. bytes may be NULL only when bytes_len is 0. A zero-length
+ * write completes with 0 in order with the other writes. */
+TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t *bytes,
+                          int64_t bytes_len);
+
+/* Half-closes: after all earlier writes finished, sends FIN. Reads go on. */
+TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id);
+
+/* ---- both kinds ----------------------------------------------------------- */
+
+/* Closes a listener or connection: every pending operation on it completes
+ * with TCP_ERR_CLOSED, then the close completes with 0. A second close, or any
+ * call with the handle afterwards, returns TCP_ERR_CLOSED. */
+TCP_API int32_t tcp_close(int64_t handle, int64_t request_id);
+
+/* For Dart's NativeFinalizer (signature void(void*)): the token is the handle
+ * value cast to a pointer. Closes the handle like tcp_close but posts no
+ * completion for the close itself (pending operations still complete). Does
+ * nothing for a handle that is already closed or stale, so it can never close
+ * a newer socket that reused the slot. 64-bit targets only. */
+TCP_API void tcp_close_finalizer(void *token);
+
+/* ---- synchronous accessors ------------------------------------------------- */
+
+/* Copies the local / remote address into addr_out (room for 16 bytes) and
+ * returns its length (4 or 16), or a TCP_ERR_*. */
+TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out);
+TCP_API int32_t tcp_remote_address(int64_t connection, uint8_t *addr_out);
+/* Returns the local / remote port (0..65535) or a TCP_ERR_*. */
+TCP_API int32_t tcp_local_port(int64_t handle);
+TCP_API int32_t tcp_remote_port(int64_t connection);
+
+/* Return 1 (on) or 0 (off), or a TCP_ERR_*. */
+TCP_API int32_t tcp_get_keep_alive(int64_t connection);
+TCP_API int32_t tcp_get_no_delay(int64_t connection);
+/* enabled != 0 turns the option on. Return TCP_OK or a TCP_ERR_*. */
+TCP_API int32_t tcp_set_keep_alive(int64_t connection, int32_t enabled);
+TCP_API int32_t tcp_set_no_delay(int64_t connection, int32_t enabled);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ZIG_TCP_H */

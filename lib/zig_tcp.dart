@@ -1,0 +1,1 @@
+/// TCP sockets on the zig_tcp native engine.

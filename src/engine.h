@@ -30,6 +30,7 @@ typedef SOCKET os_socket;
 #define OS_SOCKET_INVALID INVALID_SOCKET
 #else
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 typedef int os_socket;
 #define OS_SOCKET_INVALID (-1)
@@ -87,6 +88,7 @@ struct tcp_sock {
   int family;                /* AF_INET / AF_INET6 */
   bool closing;              /* tcp_close or shutdown seen: no new ops */
   bool released;             /* backend->release called */
+  bool connected;            /* reads/writes may start (false while connecting) */
   int32_t close_reason;      /* TCP_ERR_CLOSED or TCP_ERR_SHUTDOWN */
   int inflight;              /* ops handed to the backend and not yet done */
   tcp_op *read_queue, *read_queue_tail;    /* head is in flight when started */
@@ -106,14 +108,19 @@ typedef struct backend_vtable {
   /* Body of the I/O thread: process OS completions until stop is asked and
    * engine_drained() is true; call engine_flush() after each pass. */
   void (*run)(void);
-  /* Wake the I/O thread (from any thread, lock held or not) so it calls
-   * engine_flush() / notices a stop request soon. */
+  /* Lock held, any thread: wake the I/O thread so it calls engine_flush()
+   * and notices a stop request soon. */
   void (*wake)(void);
-  /* Lock held. Begin op in the OS. Completion is reported later through
-   * engine_op_done / engine_accept_done (possibly from the I/O thread only). */
+  /* Lock held. Begin op in the OS (OP_CONNECT, OP_ACCEPT, OP_READ, or an
+   * OP_WRITE of len > 0: the core itself runs shutdown_write, zero-length
+   * writes and close). Completion is reported later through engine_op_done /
+   * engine_accept_done, from any thread. For OP_CONNECT the socket is created
+   * (and bound if a source was given) by the core; op->addr is the peer. A
+   * backend whose OS API needs a bound socket (ConnectEx) binds it. */
   void (*start)(tcp_op *op);
   /* Lock held. Ask the OS to abandon an in-flight op; its completion is still
-   * reported (with any result) through engine_op_done. */
+   * reported (with any result) through engine_op_done -- never from inside
+   * cancel() itself. Called at most once per op. */
   void (*cancel)(tcp_op *op);
   /* Lock held, no op in flight. Called on the socket's own tcp_sock right after
    * it is created (accept/connect/listen), to attach backend state. */
@@ -152,10 +159,33 @@ int sockaddr_from_bytes(const uint8_t *addr, int32_t addr_len, int32_t port,
 /* Create a TCP socket of family (CLOEXEC; blocking unless nonblocking). */
 os_socket os_socket_open(int family, bool nonblocking, int *os_error);
 void os_socket_close(os_socket fd);
+/* The calling thread's last OS socket error (errno / WSAGetLastError). */
 int os_last_error(void);
+/* 4 or 16 (bytes copied into addr_out, port into *port_out; either may be
+ * NULL), or TCP_ERR_ADDRESS_FAMILY. */
+int32_t sockaddr_to_bytes(const struct sockaddr_storage *sa, uint8_t *addr_out, int32_t *port_out);
+/* The following return 0 or the OS error code. */
+/* Listener options that must precede bind, then bind + listen. */
+int os_listen_setup(os_socket fd, const struct sockaddr_storage *addr, int addr_len, int backlog,
+                    bool v6_only, bool shared);
+int os_bind(os_socket fd, const struct sockaddr_storage *addr, int addr_len);
+/* option: SO_KEEPALIVE or TCP_NODELAY. */
+int os_get_bool_option(os_socket fd, int option, int32_t *value_out);
+int os_set_bool_option(os_socket fd, int option, bool enabled);
+int os_get_address(os_socket fd, bool remote, struct sockaddr_storage *out);
+int os_shutdown_write(os_socket fd);
 
 /* ---- error mapping (errors.c) ------------------------------------------- */
 int32_t tcp_error_from_os(int64_t os_error);
+
+/* ---- core internals (engine.c <-> dart_post.c) ---------------------------- */
+/* Resolve Dart_PostCObject from NativeApi.initializeApiDLData's table. */
+int32_t dart_api_bind(void *dl_data);
+/* Post every op on the list (linked by ->next), grouped by port, then free
+ * them. Called without the lock. */
+void dart_post_ops(tcp_op *list);
+/* Free an op and any buffer it still owns. */
+void op_free(tcp_op *op);
 
 /* ---- the backends ------------------------------------------------------- */
 #if defined(_WIN32)

@@ -428,11 +428,17 @@ static void iocp_run(void) {
     drain_ready();
     timer_expire();
     drain_ready();
-    bool done = engine_stopping() && engine_drained();
+    bool stopping = engine_stopping();
     DWORD wait_ms = timer_wait_ms();
     engine_unlock();
     engine_flush();
-    if (done) break;
+    if (stopping) {
+      /* Checked after the flush: engine_drained() needs the posted list empty. */
+      engine_lock();
+      bool done = engine_drained();
+      engine_unlock();
+      if (done) break;
+    }
 
     ULONG n = 0;
     if (!GetQueuedCompletionStatusEx(g_port, entries, BATCH, &n, wait_ms, FALSE)) {

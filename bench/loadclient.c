@@ -408,6 +408,11 @@ int main(int argc, char **argv) {
   }
   printf(",\"errors\":%" PRIu64 "}\n", errors_io + errors_verify);
   fflush(stdout);
-  for (int i = 0; i < opt_conns; i++) close(conns[i].fd);
+  /* abortive close (RST): no TIME_WAIT pile-up across many runs */
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  for (int i = 0; i < opt_conns; i++) {
+    setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(conns[i].fd);
+  }
   return 0;
 }

@@ -1,0 +1,492 @@
+#!/usr/bin/env python3
+"""zig_tcp benchmark runner (called by ./run-benchmark, which builds everything first).
+
+Runs echo / pipelined / bulk workloads of bench/loadclient against every server,
+interleaving servers within each repetition, and writes:
+  bench/out/results.json   every run + medians + machine facts
+  bench/out/table.md       the table printed on stdout
+  bench/out/benchmark.png  req/s by connections per server, RTT percentiles
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, ".tools", "bench-bin")
+OUT = os.path.join(ROOT, "bench", "out")
+
+SERVER_CPU = "1"
+CLIENT_CPU = "0"
+
+
+# ---------------------------------------------------------------- servers
+def server_table(engine_lib_ok, have_node, have_tokio):
+    """name -> (argv builder(port, mode, bufsize), env additions, note)."""
+    s = {}
+    eng = os.path.join(BIN, "engine_server")
+    if engine_lib_ok:
+        s["engine-io_uring"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "io_uring"})
+        s["engine-uv"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "uv"})
+    s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
+    s["libuv"] = (lambda p, m, b: [os.path.join(BIN, "uv_server"), str(p), m, str(b)], {})
+    if have_node:
+        s["node"] = (lambda p, m, b: ["node", os.path.join(ROOT, "bench", "node_server.js"), str(p), m], {})
+    if have_tokio:
+        s["tokio"] = (lambda p, m, b: [os.path.join(BIN, "tokio_server"), str(p), m, str(b)], {})
+    return s
+
+
+_next_port = [21000 + (os.getpid() % 2000) * 10]
+
+
+def free_port():
+    for _ in range(200):
+        _next_port[0] += 1
+        if _next_port[0] > 60000:
+            _next_port[0] = 21000
+        p = _next_port[0]
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", p))
+                return p
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+class Server:
+    def __init__(self, name, spec, mode, bufsize, cpu):
+        self.name = name
+        argv_fn, env_add = spec
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update(env_add)
+        argv = argv_fn(self.port, mode, bufsize)
+        if cpu is not None:
+            argv = ["taskset", "-c", cpu] + argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        line = ""
+        deadline = time.time() + 20
+        # the server prints "ready PORT [backend]" once it listens
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        while time.time() < deadline:
+            chunk = self.proc.stdout.readline()
+            if chunk:
+                line = chunk.strip()
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        if not line.startswith("ready"):
+            err = self.stop()
+            raise RuntimeError(f"server {name} did not start: {line!r} {err[-500:]!r}")
+        self.ready_line = line
+        self.pid = self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        try:
+            return self.proc.stderr.read() or ""
+        except Exception:
+            return ""
+
+
+# ---------------------------------------------------------------- workloads
+def run_client(port, wl, secs, warmup, server_pid, cpu, label):
+    argv = [os.path.join(BIN, "loadclient"), "--port", str(port), "--mode", wl["mode"],
+            "--conns", str(wl["conns"]), "--size", str(wl["size"]), "--seconds", str(secs),
+            "--warmup", str(warmup), "--server-pid", str(server_pid), "--label", label]
+    if wl["mode"] == "echo":
+        argv += ["--depth", str(wl["depth"])]
+    if cpu is not None:
+        argv = ["taskset", "-c", cpu] + argv
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=secs + warmup + 60)
+    except subprocess.TimeoutExpired:
+        return {"error": "client timed out"}
+    if p.returncode != 0:
+        return {"error": (p.stderr or p.stdout).strip()[-300:]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def run_iperf(size, secs, cpu_server, cpu_client):
+    port = free_port()
+    srv = subprocess.Popen((["taskset", "-c", cpu_server] if cpu_server else []) +
+                           ["iperf3", "-s", "-1", "-p", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.4)
+    try:
+        p = subprocess.run((["taskset", "-c", cpu_client] if cpu_client else []) +
+                           ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-O", "1",
+                            "-l", str(size), "-J"], capture_output=True, text=True, timeout=secs + 30)
+        d = json.loads(p.stdout)
+        return {"mb_per_s": d["end"]["sum_received"]["bits_per_second"] / 8e6,
+                "server_cpu_pct": d["end"]["cpu_utilization_percent"]["remote_total"],
+                "client_cpu_pct": d["end"]["cpu_utilization_percent"]["host_total"]}
+    except Exception as e:  # noqa: BLE001
+        return {"error": str(e)[-300:]}
+    finally:
+        try:
+            srv.wait(5)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+
+
+def wl_key(wl):
+    if wl["mode"] == "bulk":
+        return f"bulk {wl['conns']}c {fmt_size(wl['size'])}{' samecpu' if wl.get('samecpu') else ''}"
+    return (f"echo {wl['conns']}c d{wl['depth']} {fmt_size(wl['size'])}"
+            f"{' samecpu' if wl.get('samecpu') else ''}")
+
+
+def fmt_size(n):
+    if n >= 1024 and n % 1024 == 0:
+        return f"{n // 1024}K"
+    return f"{n}B"
+
+
+def matrix(full):
+    wls = []
+    if full:
+        for conns in (1, 10, 100, 1000):
+            for depth in (1, 16):
+                for size in (64, 1024, 16384):
+                    if conns == 1000 and depth == 16 and size == 16384:
+                        continue  # 256 MiB in flight: measures memory, not the engine
+                    wls.append({"mode": "echo", "conns": conns, "depth": depth, "size": size})
+        for conns in (1, 100):
+            wls.append({"mode": "echo", "conns": conns, "depth": 1, "size": 64, "samecpu": True})
+        for size in (1024, 16384, 131072):
+            wls.append({"mode": "bulk", "conns": 1, "size": size})
+    else:
+        wls += [
+            {"mode": "echo", "conns": 1, "depth": 1, "size": 64},
+            {"mode": "echo", "conns": 100, "depth": 1, "size": 64},
+            {"mode": "echo", "conns": 1000, "depth": 1, "size": 64},
+            {"mode": "echo", "conns": 100, "depth": 16, "size": 1024},
+            {"mode": "echo", "conns": 10, "depth": 1, "size": 16384},
+            {"mode": "echo", "conns": 100, "depth": 1, "size": 64, "samecpu": True},
+            {"mode": "bulk", "conns": 1, "size": 131072},
+        ]
+    return wls
+
+
+# ---------------------------------------------------------------- machine facts
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def machine_facts(engine_info):
+    cpu = sh("lscpu | sed -n 's/^Model name: *//p'")
+    hyp = sh("lscpu | sed -n 's/^Hypervisor vendor: *//p'")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "kernel": platform.release(),
+        "cpu": cpu + (f" ({hyp} guest)" if hyp else ""),
+        "vcpus": os.cpu_count(),
+        "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "io_uring_disabled": sh("cat /proc/sys/kernel/io_uring_disabled"),
+        "loopback_mtu": sh("cat /sys/class/net/lo/mtu"),
+        "gcc": sh("gcc --version | head -1"),
+        "libuv": sh("pkg-config --modversion libuv"),
+        "node": sh("node --version"),
+        "tokio": sh("grep -A1 'name = \"tokio\"' " + os.path.join(ROOT, "bench/tokio_server/Cargo.lock") +
+                    " | sed -n 's/version = //p' | tr -d '\"'"),
+        "iperf3": sh("iperf3 --version | head -1"),
+        "load_average_at_start": sh("cat /proc/loadavg"),
+        "pinning": f"server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU} (taskset); 'samecpu' rows: both on CPU {SERVER_CPU}",
+        **engine_info,
+    }
+
+
+# ---------------------------------------------------------------- summary
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def summarize(runs, servers, wls):
+    summary = []
+    for wl in wls:
+        k = wl_key(wl)
+        for srv in servers + (["iperf3"] if wl["mode"] == "bulk" else []):
+            rs = [r for r in runs if r["workload"] == k and r["server"] == srv and "error" not in r["result"]]
+            errs = [r for r in runs if r["workload"] == k and r["server"] == srv and "error" in r["result"]]
+            row = {"workload": k, "server": srv, "ok": len(rs), "failed": len(errs)}
+            if errs:
+                row["last_error"] = errs[-1]["result"]["error"]
+            res = [r["result"] for r in rs]
+            if wl["mode"] == "echo":
+                row["req_per_s"] = med([x["req_per_s"] for x in res])
+                for p in ("p50", "p99", "p999"):
+                    row["rtt_" + p + "_us"] = med([x["rtt_us"][p] for x in res])
+                row["server_cpu_us_per_req"] = med([x.get("server_cpu_us_per_req") for x in res])
+                row["client_cpu_us_per_req"] = med([x.get("client_cpu_us_per_req") for x in res])
+            else:
+                row["mb_per_s"] = med([x["mb_per_s"] for x in res])
+                row["server_cpu_ns_per_kib"] = med([x.get("server_cpu_ns_per_kib") for x in res])
+            summary.append(row)
+    return summary
+
+
+def fmt_med(m, digits=0, scale=1.0):
+    if not m:
+        return "-"
+    f = f"{{:.{digits}f}}"
+    if m["n"] == 1:
+        return f.format(m["median"] * scale)
+    return f"{f.format(m['median'] * scale)} ({f.format(m['min'] * scale)}-{f.format(m['max'] * scale)})"
+
+
+def table(summary, wls):
+    lines = []
+    for wl in wls:
+        k = wl_key(wl)
+        rows = [r for r in summary if r["workload"] == k]
+        lines.append(f"\n### {k}\n")
+        if wl["mode"] == "echo":
+            base = next((r for r in rows if r["server"] == "epoll" and r.get("req_per_s")), None)
+            lines.append("| server | req/s median (min-max) | vs epoll | RTT p50 µs | p99 µs | p99.9 µs | server CPU µs/req |")
+            lines.append("|---|---|---|---|---|---|---|")
+            for r in rows:
+                if not r.get("req_per_s"):
+                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | | | | |")
+                    continue
+                ratio = (f"{r['req_per_s']['median'] / base['req_per_s']['median']:.2f}x" if base else "-")
+                lines.append(
+                    f"| {r['server']} | {fmt_med(r['req_per_s'])} | {ratio} | {fmt_med(r['rtt_p50_us'], 1)} | "
+                    f"{fmt_med(r['rtt_p99_us'], 1)} | {fmt_med(r['rtt_p999_us'], 1)} | "
+                    f"{fmt_med(r['server_cpu_us_per_req'], 2)} |")
+        else:
+            base = next((r for r in rows if r["server"] == "iperf3" and r.get("mb_per_s")), None)
+            lines.append("| server | MB/s median (min-max) | vs iperf3 | server CPU ns/KiB |")
+            lines.append("|---|---|---|---|")
+            for r in rows:
+                if not r.get("mb_per_s"):
+                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | |")
+                    continue
+                ratio = (f"{r['mb_per_s']['median'] / base['mb_per_s']['median']:.2f}x" if base else "-")
+                lines.append(f"| {r['server']} | {fmt_med(r['mb_per_s'])} | {ratio} | "
+                             f"{fmt_med(r.get('server_cpu_ns_per_kib'), 0)} |")
+    return "\n".join(lines)
+
+
+def targets(summary):
+    """The issue's targets, evaluated on the engine (io_uring backend)."""
+    def get(wk, srv, field):
+        r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+        return r[field]["median"] if r and r.get(field) else None
+
+    out = []
+    eng = "engine-io_uring"
+    for conns in (100, 1000):
+        wk = f"echo {conns}c d1 64B"
+        e = get(wk, eng, "req_per_s")
+        for other, want in (("epoll", 1.0), ("libuv", 1.3), ("node", 1.3)):
+            o = get(wk, other, "req_per_s")
+            if e and o:
+                out.append({"target": f"echo 64 B, {conns} conns: engine / {other} >= {want}",
+                            "ratio": round(e / o, 3), "met": e / o >= want})
+    for wk in [x["workload"] for x in summary if x["workload"].startswith("bulk") and x["server"] == "iperf3"]:
+        e, o = get(wk, eng, "mb_per_s"), get(wk, "iperf3", "mb_per_s")
+        if e and o:
+            out.append({"target": f"{wk}: engine / iperf3 >= 0.85", "ratio": round(e / o, 3), "met": e / o >= 0.85})
+    e, o = get("echo 1c d1 64B", eng, "rtt_p50_us"), get("echo 1c d1 64B", "epoll", "rtt_p50_us")
+    if e and o:
+        out.append({"target": "1 conn p50 RTT: engine / epoll <= 1.2", "ratio": round(e / o, 3), "met": e / o <= 1.2})
+    return out
+
+
+# ---------------------------------------------------------------- plot
+def plot(summary, servers, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("(matplotlib missing: no plot)", file=sys.stderr)
+        return False
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 5))
+    pat = re.compile(r"^echo (\d+)c d1 64B$")
+    for srv in servers:
+        pts = []
+        for r in summary:
+            m = pat.match(r["workload"])
+            if m and r["server"] == srv and r.get("req_per_s"):
+                pts.append((int(m.group(1)), r["req_per_s"]))
+        pts.sort(key=lambda p: p[0])
+        if not pts:
+            continue
+        xs = [p[0] for p in pts]
+        ys = [p[1]["median"] / 1000 for p in pts]
+        lo = [(p[1]["median"] - p[1]["min"]) / 1000 for p in pts]
+        hi = [(p[1]["max"] - p[1]["median"]) / 1000 for p in pts]
+        a1.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=srv)
+    a1.set_xscale("log")
+    a1.set_xlabel("connections (echo, 64 B, depth 1)")
+    a1.set_ylabel("k req/s (median, min-max)")
+    a1.set_title("Echo throughput by connections")
+    a1.grid(True, alpha=0.3)
+    a1.legend(fontsize=8)
+
+    wks = [w for w in ("echo 1c d1 64B", "echo 100c d1 64B") if any(r["workload"] == w for r in summary)]
+    width = 0.8 / max(1, len(servers))
+    labels = []
+    for wi, wk in enumerate(wks):
+        for pi, p in enumerate(("p50", "p99", "p999")):
+            labels.append(f"{wk.split()[1]}\n{p.replace('p999', 'p99.9')}")
+    for si, srv in enumerate(servers):
+        vals = []
+        for wk in wks:
+            r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+            for p in ("p50", "p99", "p999"):
+                m = r.get(f"rtt_{p}_us") if r else None
+                vals.append(m["median"] if m else 0)
+        xs = [i + si * width for i in range(len(vals))]
+        a2.bar(xs, vals, width=width, label=srv)
+    a2.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
+    a2.set_xticklabels(labels, fontsize=8)
+    a2.set_yscale("log")
+    a2.set_ylabel("RTT µs (median of runs, log)")
+    a2.set_title("Echo RTT percentiles (64 B, depth 1; c = connections)")
+    a2.grid(True, axis="y", alpha=0.3)
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+# ---------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--full", action="store_true")
+    ap.add_argument("--reps", type=int)
+    ap.add_argument("--seconds", type=float)
+    ap.add_argument("--warmup", type=float)
+    ap.add_argument("--servers", help="comma list (default: all available)")
+    ap.add_argument("--only", help="regex on workload names")
+    ap.add_argument("--engine", action="store_true", help="engine library built (set by run-benchmark)")
+    ap.add_argument("--engine-info", default="{}", help="JSON facts about the engine build")
+    ap.add_argument("--no-node", action="store_true")
+    ap.add_argument("--no-tokio", action="store_true")
+    ap.add_argument("--no-iperf", action="store_true")
+    ap.add_argument("--out", default=OUT)
+    a = ap.parse_args()
+
+    reps = a.reps or (5 if a.full else 2)
+    secs = a.seconds or (4.0 if a.full else 2.0)
+    warm = a.warmup if a.warmup is not None else 1.0 if a.full else 0.5
+    have_node = not a.no_node and shutil.which("node") is not None
+    have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
+    spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio)
+    if a.servers:
+        spec = {k: v for k, v in spec.items() if k in a.servers.split(",")}
+    servers = list(spec)
+    wls = matrix(a.full)
+    if a.only:
+        wls = [w for w in wls if re.search(a.only, wl_key(w))]
+    os.makedirs(a.out, exist_ok=True)
+    engine_info = json.loads(a.engine_info)
+    facts = machine_facts(engine_info)
+    n_runs = reps * len(wls) * len(servers)
+    print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
+          f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
+    print("servers: " + ", ".join(servers), flush=True)
+
+    runs = []
+    t_start = time.time()
+    for rep in range(reps):
+        order = servers[rep % len(servers):] + servers[:rep % len(servers)]  # rotate: no fixed order bias
+        for srv in order:
+            by_cfg = {}
+            for wl in wls:
+                mode = "sink" if wl["mode"] == "bulk" else "echo"
+                buf = wl["size"] if wl["mode"] == "bulk" else 65536
+                by_cfg.setdefault((mode, buf), []).append(wl)
+            for (mode, buf), group in by_cfg.items():
+                try:
+                    server = Server(srv, spec[srv], mode, buf, SERVER_CPU)
+                except RuntimeError as e:
+                    for wl in group:
+                        runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "result": {"error": str(e)}})
+                    print(f"  [{rep + 1}/{reps}] {srv}: {e}", flush=True)
+                    continue
+                ready = server.ready_line
+                for wl in group:
+                    same = bool(wl.get("samecpu"))
+                    if not server.alive():
+                        res = {"error": "server died: " + server.stop()[-300:]}
+                    else:
+                        res = run_client(server.port, wl, secs, warm, server.pid,
+                                         SERVER_CPU if same else CLIENT_CPU, srv)
+                    runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "ready": ready, "result": res})
+                    short = (f"{res['req_per_s']:.0f} req/s p50 {res['rtt_us']['p50']:.1f} us"
+                             if "req_per_s" in res else f"{res['mb_per_s']:.0f} MB/s" if "mb_per_s" in res
+                             else "ERROR " + res["error"][:120])
+                    print(f"  [{rep + 1}/{reps}] {srv:16s} {wl_key(wl):28s} {short}", flush=True)
+                err = server.stop()
+                if err.strip():
+                    runs[-1].setdefault("server_stderr", err[-500:])
+        if not a.no_iperf and shutil.which("iperf3"):
+            for wl in wls:
+                if wl["mode"] != "bulk":
+                    continue
+                same = bool(wl.get("samecpu"))
+                res = run_iperf(wl["size"], secs, SERVER_CPU, SERVER_CPU if same else CLIENT_CPU)
+                runs.append({"rep": rep, "server": "iperf3", "workload": wl_key(wl), "result": res})
+                print(f"  [{rep + 1}/{reps}] {'iperf3':16s} {wl_key(wl):28s} "
+                      f"{res.get('mb_per_s', 0):.0f} MB/s {res.get('error', '')}", flush=True)
+
+    summary = summarize(runs, servers, wls)
+    tgt = targets(summary)
+    facts["elapsed_s"] = round(time.time() - t_start, 1)
+    facts["load_average_at_end"] = sh("cat /proc/loadavg")
+    doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full,
+                                         "servers": servers, "workloads": [wl_key(w) for w in wls]},
+           "targets": tgt, "summary": summary, "runs": runs}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    head = [f"zig_tcp benchmark, {facts['date']}",
+            f"kernel {facts['kernel']}, {facts['cpu']}, {facts['vcpus']} vCPU; {facts['pinning']}",
+            f"{reps} reps x {secs:g} s (+{warm:g} s warm-up), servers interleaved; medians (min-max)"]
+    if engine_info:
+        head.append("engine: " + ", ".join(f"{k}={v}" for k, v in engine_info.items()))
+    txt = "\n".join(head) + "\n" + table(summary, wls)
+    if tgt:
+        txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
+        txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt)
+    with open(os.path.join(a.out, "table.md"), "w") as f:
+        f.write(txt + "\n")
+    print("\n" + txt)
+    png = os.path.join(a.out, "benchmark.png")
+    if plot(summary, servers, png):
+        print(f"\nplot: {os.path.relpath(png, ROOT)}; data: {os.path.relpath(os.path.join(a.out, 'results.json'), ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

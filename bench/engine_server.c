@@ -1,0 +1,234 @@
+/*
+ * engine_server.c -- the zig_tcp engine as an echo (or sink) server, driven
+ * exactly the way the Dart library drives it: completions arrive as messages
+ * on native ports (test_c/fake_dart stands in for the VM: deep-copying
+ * Dart_PostCObject, external typed data with finalizers, a blocking receive),
+ * and a consumer thread per "isolate" reacts to each completion by calling the
+ * public C API -- nothing Dart could not do:
+ *
+ *   accept done -> set noDelay, start a read on the new connection, accept again
+ *   read done   -> echo: tcp_write of the received bytes (the engine copies them),
+ *                  then drop the Uint8List (its finalizer runs) and read again;
+ *                  sink: drop it and read again;
+ *                  0 / error: tcp_close
+ *   close done  -> forget the connection
+ *
+ * With ISOLATES > 1 each isolate has its own port and its own listener, bound
+ * to the same port with shared = 1 (Dart's ServerSocket.bind(shared: true)).
+ * The backend is the engine's default, or ZIG_TCP_BACKEND=io_uring|uv.
+ *
+ *   engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES]
+ *
+ * Prints "ready PORT BACKEND" once listening; SIGTERM / SIGINT shut the engine
+ * down cleanly (tcp_shutdown) and print batching counters on stderr.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_dart.h"
+#include "tcp.h"
+
+enum { OP_ACCEPT = 1, OP_READ = 2, OP_WRITE = 3, OP_CLOSE = 4 };
+#define OP_BITS 3
+#define ACCEPTS_IN_FLIGHT 4
+#define BATCH_MAX 256
+
+typedef struct isolate {
+  int index;
+  int64_t port;
+  int64_t listener;
+  pthread_t thread;
+  /* connection table: slot -> handle, with a free list */
+  int64_t *handles;
+  uint32_t *free_slots;
+  uint32_t cap, used, nfree;
+  /* counters */
+  uint64_t completions, batches, reads, writes, bytes, accepts, closes, errors;
+} isolate;
+
+static int g_sink;
+static int64_t g_read_bytes = 65536;
+static atomic_int g_stopping;
+
+static int64_t rid(uint32_t slot, int op) { return ((int64_t)slot << OP_BITS) | op; }
+
+static uint32_t slot_alloc(isolate *iso, int64_t handle) {
+  uint32_t s;
+  if (iso->nfree) {
+    s = iso->free_slots[--iso->nfree];
+  } else {
+    if (iso->used == iso->cap) {
+      iso->cap = iso->cap ? iso->cap * 2 : 1024;
+      iso->handles = realloc(iso->handles, iso->cap * sizeof *iso->handles);
+      iso->free_slots = realloc(iso->free_slots, iso->cap * sizeof *iso->free_slots);
+      if (!iso->handles || !iso->free_slots) abort();
+    }
+    s = iso->used++;
+  }
+  iso->handles[s] = handle;
+  return s;
+}
+
+static void slot_free(isolate *iso, uint32_t s) {
+  iso->handles[s] = 0;
+  iso->free_slots[iso->nfree++] = s;
+}
+
+static void start_read(isolate *iso, uint32_t slot) {
+  int64_t h = iso->handles[slot];
+  int32_t r = tcp_read(h, rid(slot, OP_READ), g_read_bytes);
+  if (r < 0) {
+    iso->errors++;
+    if (tcp_close(h, rid(slot, OP_CLOSE)) < 0) slot_free(iso, slot);
+  }
+}
+
+static void on_completion(isolate *iso, fd_completion *c) {
+  int op = (int)(c->request_id & ((1 << OP_BITS) - 1));
+  uint32_t slot = (uint32_t)(c->request_id >> OP_BITS);
+  iso->completions++;
+  switch (op) {
+    case OP_ACCEPT:
+      if (c->result > 0) {
+        iso->accepts++;
+        uint32_t s = slot_alloc(iso, c->result);
+        tcp_set_no_delay(c->result, 1);
+        start_read(iso, s);
+        tcp_accept(iso->listener, rid(0, OP_ACCEPT));
+      } else if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN && !atomic_load(&g_stopping)) {
+        iso->errors++;
+        tcp_accept(iso->listener, rid(0, OP_ACCEPT)); /* e.g. EMFILE: keep accepting */
+      }
+      break;
+    case OP_READ:
+      if (c->result > 0) {
+        iso->reads++;
+        iso->bytes += (uint64_t)c->result;
+        if (!g_sink) {
+          if (tcp_write(iso->handles[slot], rid(slot, OP_WRITE), c->data, (int64_t)c->len) == 0) iso->writes++;
+          else iso->errors++;
+        }
+        fake_dart_release(c); /* the Uint8List becomes garbage */
+        start_read(iso, slot);
+      } else {
+        if (c->result < 0 && c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN &&
+            c->result != TCP_ERR_CONNECTION_RESET)
+          iso->errors++;
+        if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) {
+          if (tcp_close(iso->handles[slot], rid(slot, OP_CLOSE)) < 0) slot_free(iso, slot);
+        }
+      }
+      break;
+    case OP_WRITE:
+      if (c->result < 0 && c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN &&
+          c->result != TCP_ERR_CONNECTION_RESET && c->result != TCP_ERR_BROKEN_PIPE)
+        iso->errors++;
+      break;
+    case OP_CLOSE:
+      iso->closes++;
+      slot_free(iso, slot);
+      break;
+    default:
+      iso->errors++;
+  }
+  fake_dart_release(c);
+}
+
+static void *isolate_main(void *arg) {
+  isolate *iso = arg;
+  fd_completion batch[BATCH_MAX];
+  for (;;) {
+    size_t n = fake_dart_next_batch(iso->port, -1, batch, BATCH_MAX);
+    if (n == 0) break; /* port closed */
+    iso->batches++;
+    for (size_t i = 0; i < n; i++) on_completion(iso, &batch[i]);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fprintf(stderr, "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES]\n");
+    return 2;
+  }
+  int port = atoi(argv[1]);
+  g_sink = argc > 2 && strcmp(argv[2], "sink") == 0;
+  if (argc > 3) g_read_bytes = atoll(argv[3]);
+  int nisolates = argc > 4 ? atoi(argv[4]) : 1;
+  if (nisolates < 1 || nisolates > 16 || g_read_bytes < 1 || g_read_bytes > TCP_READ_BYTES_MAX) {
+    fprintf(stderr, "engine_server: bad arguments\n");
+    return 2;
+  }
+
+  /* signals go to sigwait in main only */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+  int32_t rc = tcp_init(fake_dart_api_data());
+  if (rc != TCP_OK) {
+    fprintf(stderr, "engine_server: tcp_init: %s\n", tcp_strerror(rc));
+    return 1;
+  }
+  const uint8_t loopback[4] = {127, 0, 0, 1};
+  isolate *isos = calloc((size_t)nisolates, sizeof *isos);
+  for (int i = 0; i < nisolates; i++) {
+    isolate *iso = &isos[i];
+    iso->index = i;
+    iso->port = fake_dart_open_port();
+    iso->listener = tcp_listen(iso->port, loopback, 4, port, 4096, 0, nisolates > 1);
+    if (iso->listener < 0) {
+      fprintf(stderr, "engine_server: tcp_listen: %s (os error %d)\n", tcp_strerror(iso->listener),
+              tcp_last_os_error());
+      return 1;
+    }
+    for (int k = 0; k < ACCEPTS_IN_FLIGHT; k++) {
+      int32_t r = tcp_accept(iso->listener, rid(0, OP_ACCEPT));
+      if (r < 0) {
+        fprintf(stderr, "engine_server: tcp_accept: %s\n", tcp_strerror(r));
+        return 1;
+      }
+    }
+    pthread_create(&iso->thread, NULL, isolate_main, iso);
+  }
+  printf("ready %d %s\n", port, tcp_backend_name());
+  fflush(stdout);
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  atomic_store(&g_stopping, 1);
+  rc = tcp_shutdown();
+  for (int i = 0; i < nisolates; i++) fake_dart_close_port(isos[i].port);
+  for (int i = 0; i < nisolates; i++) pthread_join(isos[i].thread, NULL);
+
+  fd_stats st;
+  fake_dart_stats(&st);
+  uint64_t all = 0;
+  for (int i = 0; i < nisolates; i++) {
+    isolate *iso = &isos[i];
+    all += iso->completions;
+    fprintf(stderr,
+            "engine_server isolate %d: accepts %llu closes %llu reads %llu writes %llu bytes %llu errors %llu; "
+            "completions %llu in %llu wake-ups (%.2f per wake-up)\n",
+            i, (unsigned long long)iso->accepts, (unsigned long long)iso->closes, (unsigned long long)iso->reads,
+            (unsigned long long)iso->writes, (unsigned long long)iso->bytes, (unsigned long long)iso->errors,
+            (unsigned long long)iso->completions, (unsigned long long)iso->batches,
+            iso->batches ? (double)iso->completions / (double)iso->batches : 0.0);
+  }
+  fprintf(stderr,
+          "engine_server: %llu messages posted (%.2f completions per message), malformed %llu, "
+          "external data still live %llu, tcp_shutdown %s\n",
+          (unsigned long long)st.posts, st.posts ? (double)all / (double)st.posts : 0.0,
+          (unsigned long long)st.malformed, (unsigned long long)st.external_live,
+          rc == TCP_OK ? "ok" : tcp_strerror(rc));
+  return 0;
+}

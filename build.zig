@@ -63,6 +63,12 @@ pub fn build(b: *std.Build) void {
     const suite = addTool(b, "tcp_suite", &.{ "test_c/suite.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
     b.installArtifact(suite);
 
+    if (os == .linux) {
+        // Run-time fallback from io_uring to libuv (seccomp-blocked io_uring).
+        const fallback = addTool(b, "tcp_fallback_test", &.{ "test_c/fallback_test.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
+        b.installArtifact(fallback);
+    }
+
     const demo = addTool(b, "echo_demo", &.{ "demo/echo_demo.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
     b.installArtifact(demo);
 

@@ -113,7 +113,12 @@ fn addEngine(
         .io_uring_with_uv => {
             mod.addCSourceFiles(.{
                 .files = &.{ "src/backend_io_uring.c", "src/backend_uv.c" },
-                .flags = &(c_flags ++ [_][]const u8{"-DZIG_TCP_HAVE_IO_URING=1"}),
+                // The shared library embeds libuv_a.a, whose PIE-only relocations
+                // backend_uv.c satisfies under ZIG_TCP_UV_STATIC_IN_SHARED.
+                .flags = if (linkage == .dynamic)
+                    &(c_flags ++ [_][]const u8{ "-DZIG_TCP_HAVE_IO_URING=1", "-DZIG_TCP_UV_STATIC_IN_SHARED=1" })
+                else
+                    &(c_flags ++ [_][]const u8{"-DZIG_TCP_HAVE_IO_URING=1"}),
             });
             // libuv linked statically so users need no libuv at run time.
             if (linkage == .dynamic) mod.addObjectFile(.{ .cwd_relative = uv_archive });

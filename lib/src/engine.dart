@@ -1,0 +1,95 @@
+// The thin Dart layer over the engine: one _IOService per isolate, plus
+// Connection and Listener, which own one engine handle each.
+//
+// Every async operation follows tcp.h's rule: a negative return value means
+// the request was refused and no completion will come (we throw at once);
+// otherwise exactly one completion arrives for the request id, on the port
+// the handle was created with.
+
+import 'dart:async';
+import 'dart:ffi';
+import 'dart:io';
+import 'dart:isolate';
+import 'dart:math' as math;
+import 'dart:typed_data';
+
+import 'package:ffi/ffi.dart';
+
+import 'bindings.dart';
+
+part 'io_service.dart';
+part 'connection.dart';
+part 'listener.dart';
+
+/// The engine backend in use: "io_uring", "uv" or "iocp".
+///
+/// Starts the engine for this isolate if it is not running yet.
+String get zigTcpBackendName {
+  _IOService.instance;
+  final Pointer<Utf8> name = tcp_backend_name();
+  return name.address == 0 ? 'none' : name.toDartString();
+}
+
+/// The engine's description of a TCP_ERR_* code.
+String zigTcpErrorMessage(int code) => tcp_strerror(code).toDartString();
+
+/// Closes every engine socket of the process and stops the I/O thread
+/// (tcp_shutdown). Meant for tests and process teardown: sockets of every
+/// isolate are closed. A later operation starts a fresh engine.
+void zigTcpShutdown() {
+  tcp_shutdown();
+}
+
+/// A [SocketException] for engine error [code] (a negative TCP_ERR_*), with
+/// the OS error code [osCode] (0 when the error did not come from the OS).
+SocketException _socketError(int code, int osCode, String what,
+    {InternetAddress? address, int? port}) {
+  final String message = zigTcpErrorMessage(code);
+  return SocketException('$what: $message',
+      osError: OSError(message, osCode), address: address, port: port);
+}
+
+/// The exception for a synchronous call that just returned [code]. Must be
+/// called right after that call: tcp_last_os_error is per thread and only
+/// valid until the thread's next engine call.
+SocketException _syncError(int code, String what,
+    {InternetAddress? address, int? port}) {
+  final int osCode = tcp_last_os_error();
+  return _socketError(code, osCode, what, address: address, port: port);
+}
+
+/// Resolves [host] (an [InternetAddress] or a [String]: a numeric address or
+/// a host name looked up with [InternetAddress.lookup]).
+Future<List<InternetAddress>> _resolve(Object? host, String name) async {
+  if (host is InternetAddress) return <InternetAddress>[host];
+  if (host is String) {
+    final InternetAddress? literal = InternetAddress.tryParse(host);
+    if (literal != null) return <InternetAddress>[literal];
+    final List<InternetAddress> found = await InternetAddress.lookup(host);
+    if (found.isEmpty) {
+      throw SocketException('Failed host lookup: \'$host\'');
+    }
+    return found;
+  }
+  throw ArgumentError.value(
+      host, name, 'must be an InternetAddress or a String');
+}
+
+/// The raw bytes of an IPv4/IPv6 [address] (4 or 16 bytes).
+Uint8List _rawAddress(InternetAddress address, String name) {
+  if (address.type != InternetAddressType.IPv4 &&
+      address.type != InternetAddressType.IPv6) {
+    throw ArgumentError.value(address, name, 'must be an IPv4 or IPv6 address');
+  }
+  return address.rawAddress;
+}
+
+/// Closes handles whose Dart object was garbage collected without close().
+/// The token is the handle value; a stale handle is ignored by the engine.
+final NativeFinalizer _closeFinalizer = NativeFinalizer(
+    Native.addressOf<NativeFunction<Void Function(Pointer<Void>)>>(
+        tcp_close_finalizer));
+
+/// Tells the isolate's _IOService that a collected handle is gone.
+final Finalizer<_IOService> _handleCountFinalizer =
+    Finalizer<_IOService>((_IOService io) => io.handleClosed());

@@ -1,0 +1,92 @@
+part of 'engine.dart';
+
+/// A listening TCP socket on the engine. Each [accept] yields one
+/// [Connection]. A Listener that is garbage collected without [close] is
+/// closed by a native finalizer.
+final class Listener implements Finalizable {
+  Listener._(this._handle, this._io) {
+    _closeFinalizer.attach(this, Pointer<Void>.fromAddress(_handle),
+        detach: this);
+    _handleCountFinalizer.attach(this, _io, detach: this);
+  }
+
+  final int _handle;
+  final _IOService _io;
+  Future<void>? _closed;
+
+  /// Binds and listens on [address] ([InternetAddress], or a [String]: the
+  /// first result of [InternetAddress.lookup]) and [port] (0: ephemeral).
+  ///
+  /// [backlog] 0 means the OS default. [v6Only] applies to IPv6 addresses.
+  /// [shared] lets several listeners, also in other isolates, bind the same
+  /// address and port.
+  static Future<Listener> bind(Object address, int port,
+      {int backlog = 0, bool v6Only = false, bool shared = false}) async {
+    if (port < 0 || port > 65535) {
+      throw ArgumentError.value(port, 'port', 'must be in 0..65535');
+    }
+    final InternetAddress bindAddress =
+        (await _resolve(address, 'address')).first;
+    final Uint8List raw = _rawAddress(bindAddress, 'address');
+    final _IOService io = _IOService.instance;
+    final int nativePort = io.nativePort;
+    final int handle = tcp_listen(nativePort, raw.address, raw.length, port,
+        backlog, v6Only ? 1 : 0, shared ? 1 : 0);
+    if (handle < 0) {
+      final SocketException error = _syncError(
+          handle, 'Failed to create server socket',
+          address: bindAddress, port: port);
+      io.maybeClose();
+      throw error;
+    }
+    io.handleOpened();
+    return Listener._(handle, io);
+  }
+
+  /// Accepts one connection.
+  Future<Connection> accept() async {
+    final int requestId = _io.newRequestId();
+    final int rc = tcp_accept(_handle, requestId);
+    if (rc < 0) throw _syncError(rc, 'Accept failed');
+    final _Completion done = await _io.expect(requestId, _kindAccept);
+    if (done.result > 0) return Connection._(done.result, _io);
+    throw _socketError(done.result, done.osError, 'Accept failed');
+  }
+
+  /// Closes the listener; pending accepts fail with "closed". Calling it
+  /// again returns the same future.
+  Future<void> close() => _closed ??= _close();
+
+  /// Whether [close] was called.
+  bool get isClosed => _closed != null;
+
+  Future<void> _close() async {
+    _closeFinalizer.detach(this);
+    _handleCountFinalizer.detach(this);
+    final int requestId = _io.newRequestId();
+    final int rc = tcp_close(_handle, requestId);
+    if (rc < 0) {
+      _io.handleClosed();
+      return;
+    }
+    await _io.expect(requestId, _kindClose);
+  }
+
+  /// The bound address.
+  InternetAddress get address {
+    final Uint8List buffer = Uint8List(16);
+    final int n = tcp_local_address(_handle, buffer.address);
+    if (n < 0) throw _syncError(n, 'Getting the local address failed');
+    return InternetAddress.fromRawAddress(buffer.sublist(0, n));
+  }
+
+  /// The bound port (the ephemeral one chosen by the OS for port 0).
+  int get port {
+    final int port = tcp_local_port(_handle);
+    if (port < 0) throw _syncError(port, 'Getting the local port failed');
+    return port;
+  }
+
+  /// The engine handle (for diagnostics and tests).
+  int get handle => _handle;
+}

@@ -1,0 +1,402 @@
+// dart:io's Socket and ServerSocket interfaces on top of Connection and
+// Listener, so code written for dart:io (HttpServer, HttpClient, ...) runs on
+// the engine. See overrides.dart for switching dart:io over in a zone.
+
+import 'dart:async';
+import 'dart:convert';
+import 'dart:io';
+import 'dart:typed_data';
+
+import 'engine.dart';
+
+/// A [Socket] on the zig_tcp engine.
+///
+/// The stream side reads only while it has an unpaused listener: pausing the
+/// subscription stops issuing reads (TCP flow control then slows the peer).
+/// The sink side passes each [add] to the engine at once (the engine copies
+/// the bytes); [addStream] waits whenever more than 1 MiB is in flight.
+///
+/// The socket is fully closed (its engine handle released) once both sides
+/// are done: the stream reached its end or its subscription was cancelled,
+/// and the sink was closed. [destroy] closes both at once.
+final class ZigSocket extends Stream<Uint8List> implements Socket {
+  ZigSocket._(this._connection)
+      : _remoteAddress = _tryGet(() => _connection.remoteAddress),
+        _remotePort = _tryGet(() => _connection.remotePort) {
+    _controller = StreamController<Uint8List>(
+        sync: true,
+        onListen: _startReading,
+        onResume: _startReading,
+        onCancel: _onCancel);
+    _done.future.ignore();
+  }
+
+  /// Wraps an engine [Connection] (it now belongs to the socket).
+  factory ZigSocket.fromConnection(Connection connection) =>
+      ZigSocket._(connection);
+
+  /// Connects like [Socket.connect], on the engine.
+  static Future<ZigSocket> connect(Object host, int port,
+      {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) async {
+    final Connection connection = await Connection.connect(host, port,
+        sourceAddress: sourceAddress, sourcePort: sourcePort, timeout: timeout);
+    return ZigSocket._(connection);
+  }
+
+  /// Like [Socket.startConnect], on the engine.
+  static Future<ConnectionTask<Socket>> startConnect(Object host, int port,
+      {Object? sourceAddress, int sourcePort = 0}) {
+    final ConnectionAttempt attempt = Connection.startConnect(host, port,
+        sourceAddress: sourceAddress, sourcePort: sourcePort);
+    final Future<Socket> socket = attempt.connection
+        .then<Socket>((Connection connection) => ZigSocket._(connection));
+    return Future<ConnectionTask<Socket>>.value(
+        ConnectionTask.fromSocket<Socket>(socket, attempt.cancel));
+  }
+
+  static const int _readSize = 64 * 1024;
+  static const int _highWater = 1024 * 1024;
+
+  final Connection _connection;
+  final InternetAddress? _remoteAddress;
+  final int? _remotePort;
+  late final StreamController<Uint8List> _controller;
+  final Completer<void> _done = Completer<void>();
+
+  /// The underlying engine connection.
+  Connection get connection => _connection;
+
+  bool _reading = false;
+  bool _readClosed = false;
+  bool _writeClosed = false;
+  bool _closeCalled = false;
+  bool _bound = false;
+  bool _destroyed = false;
+  Object? _writeError;
+
+  Future<void> _lastWrite = Future<void>.value();
+  int _bytesInFlight = 0;
+  Completer<void>? _drain;
+
+  @override
+  Encoding encoding = utf8;
+
+  // ---- Stream<Uint8List> ----------------------------------------------------
+
+  @override
+  StreamSubscription<Uint8List> listen(void Function(Uint8List event)? onData,
+      {Function? onError, void Function()? onDone, bool? cancelOnError}) {
+    return _controller.stream.listen(onData,
+        onError: onError, onDone: onDone, cancelOnError: cancelOnError);
+  }
+
+  void _startReading() {
+    if (_reading || _readClosed) return;
+    _reading = true;
+    unawaited(_readLoop());
+  }
+
+  Future<void> _readLoop() async {
+    while (!_readClosed && _controller.hasListener && !_controller.isPaused) {
+      Uint8List? data;
+      try {
+        data = await _connection.read(_readSize);
+      } catch (error, stack) {
+        _reading = false;
+        if (!_readClosed) {
+          _controller.addError(error, stack);
+          _finishReading();
+        }
+        return;
+      }
+      if (_readClosed) break;
+      if (data == null) {
+        _reading = false;
+        _finishReading();
+        return;
+      }
+      _controller.add(data);
+    }
+    _reading = false;
+  }
+
+  void _finishReading() {
+    _readClosed = true;
+    if (!_controller.isClosed) unawaited(_controller.close());
+    _closeIfBothDone();
+  }
+
+  void _onCancel() {
+    _readClosed = true;
+    _closeIfBothDone();
+  }
+
+  void _closeIfBothDone() {
+    if (_readClosed && _writeClosed) unawaited(_connection.close());
+  }
+
+  // ---- IOSink ---------------------------------------------------------------
+
+  @override
+  void add(List<int> data) {
+    if (_closeCalled) throw StateError('StreamSink is closed');
+    if (_bound) throw StateError('StreamSink is bound to a stream');
+    _submit(data);
+  }
+
+  void _submit(List<int> data) {
+    if (_destroyed || _writeError != null || data.isEmpty) return;
+    final int length = data.length;
+    _bytesInFlight += length;
+    _lastWrite = _connection.write(data).then<void>((_) {
+      _written(length);
+    }, onError: (Object error, StackTrace stack) {
+      _written(length);
+      _writeFailed(error, stack);
+    });
+  }
+
+  void _written(int length) {
+    _bytesInFlight -= length;
+    final Completer<void>? drain = _drain;
+    if (drain != null && (_bytesInFlight <= _highWater ~/ 2 || _destroyed)) {
+      _drain = null;
+      drain.complete();
+    }
+  }
+
+  void _writeFailed(Object error, StackTrace stack) {
+    if (_destroyed || _writeError != null) return;
+    _writeError = error;
+    _writeClosed = true;
+    if (!_done.isCompleted) _done.completeError(error, stack);
+    _closeIfBothDone();
+  }
+
+  @override
+  void write(Object? object) {
+    final String string = '$object';
+    if (string.isEmpty) return;
+    add(encoding.encode(string));
+  }
+
+  @override
+  void writeAll(Iterable<Object?> objects, [String separator = '']) {
+    write(objects.join(separator));
+  }
+
+  @override
+  void writeln([Object? object = '']) {
+    write('$object\n');
+  }
+
+  @override
+  void writeCharCode(int charCode) {
+    write(String.fromCharCode(charCode));
+  }
+
+  @override
+  void addError(Object error, [StackTrace? stackTrace]) {
+    if (_closeCalled) throw StateError('StreamSink is closed');
+    if (!_done.isCompleted) _done.completeError(error, stackTrace);
+    destroy();
+  }
+
+  @override
+  Future<void> addStream(Stream<List<int>> stream) async {
+    if (_closeCalled) throw StateError('StreamSink is closed');
+    if (_bound) throw StateError('StreamSink is already bound to a stream');
+    _bound = true;
+    try {
+      await for (final List<int> chunk in stream) {
+        if (_destroyed || _writeError != null) break;
+        _submit(chunk);
+        if (_bytesInFlight > _highWater) {
+          final Completer<void> drain = _drain ??= Completer<void>();
+          await drain.future;
+        }
+      }
+    } finally {
+      _bound = false;
+    }
+  }
+
+  /// Completes when every byte added so far has been written (write errors
+  /// are reported through [done]).
+  @override
+  Future<void> flush() {
+    if (_bound) throw StateError('StreamSink is bound to a stream');
+    return _lastWrite;
+  }
+
+  /// Closes the sending side once everything added was written (the peer
+  /// sees end of stream). Returns [done].
+  @override
+  Future<void> close() {
+    if (_bound) throw StateError('StreamSink is bound to a stream');
+    if (!_closeCalled) {
+      _closeCalled = true;
+      unawaited(_closeWriteSide());
+    }
+    return done;
+  }
+
+  Future<void> _closeWriteSide() async {
+    await _lastWrite;
+    if (!_destroyed && _writeError == null) {
+      try {
+        await _connection.closeWrite();
+      } catch (error, stack) {
+        _writeFailed(error, stack);
+      }
+    }
+    _writeClosed = true;
+    if (!_done.isCompleted) _done.complete();
+    _closeIfBothDone();
+  }
+
+  @override
+  Future<void> get done => _done.future;
+
+  // ---- Socket ---------------------------------------------------------------
+
+  @override
+  void destroy() {
+    if (_destroyed) return;
+    _destroyed = true;
+    _readClosed = true;
+    _writeClosed = true;
+    _closeCalled = true;
+    unawaited(_connection.close());
+    if (!_controller.isClosed) unawaited(_controller.close());
+    final Completer<void>? drain = _drain;
+    _drain = null;
+    drain?.complete();
+    if (!_done.isCompleted) _done.complete();
+  }
+
+  @override
+  bool setOption(SocketOption option, bool enabled) {
+    if (option == SocketOption.tcpNoDelay) {
+      _connection.noDelay = enabled;
+      return true;
+    }
+    return false;
+  }
+
+  @override
+  Uint8List getRawOption(RawSocketOption option) {
+    throw UnsupportedError('zig_tcp: raw socket options are not supported');
+  }
+
+  @override
+  void setRawOption(RawSocketOption option) {
+    throw UnsupportedError('zig_tcp: raw socket options are not supported');
+  }
+
+  @override
+  int get port => _connection.port;
+
+  @override
+  InternetAddress get address => _connection.address;
+
+  @override
+  int get remotePort => _remotePort ?? _connection.remotePort;
+
+  @override
+  InternetAddress get remoteAddress =>
+      _remoteAddress ?? _connection.remoteAddress;
+
+  /// SO_KEEPALIVE of the connection.
+  bool get keepAlive => _connection.keepAlive;
+  set keepAlive(bool enabled) => _connection.keepAlive = enabled;
+
+  static T? _tryGet<T>(T Function() getter) {
+    try {
+      return getter();
+    } on SocketException {
+      return null;
+    }
+  }
+}
+
+/// A [ServerSocket] on the zig_tcp engine.
+///
+/// Accepts only while the stream has an unpaused listener; connections that
+/// arrive meanwhile wait in the OS backlog. Cancelling the subscription
+/// closes the server socket, as with dart:io.
+final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
+  ZigServerSocket._(this._listener)
+      : port = _listener.port,
+        address = _listener.address {
+    _controller = StreamController<Socket>(
+        sync: true,
+        onListen: _startAccepting,
+        onResume: _startAccepting,
+        onCancel: close);
+  }
+
+  /// Binds like [ServerSocket.bind], on the engine.
+  static Future<ZigServerSocket> bind(Object address, int port,
+      {int backlog = 0, bool v6Only = false, bool shared = false}) async {
+    final Listener listener = await Listener.bind(address, port,
+        backlog: backlog, v6Only: v6Only, shared: shared);
+    return ZigServerSocket._(listener);
+  }
+
+  final Listener _listener;
+  late final StreamController<Socket> _controller;
+  bool _accepting = false;
+  bool _closed = false;
+
+  /// The underlying engine listener.
+  Listener get listener => _listener;
+
+  @override
+  final int port;
+
+  @override
+  final InternetAddress address;
+
+  @override
+  StreamSubscription<Socket> listen(void Function(Socket event)? onData,
+      {Function? onError, void Function()? onDone, bool? cancelOnError}) {
+    return _controller.stream.listen(onData,
+        onError: onError, onDone: onDone, cancelOnError: cancelOnError);
+  }
+
+  void _startAccepting() {
+    if (_accepting || _closed) return;
+    _accepting = true;
+    unawaited(_acceptLoop());
+  }
+
+  Future<void> _acceptLoop() async {
+    while (!_closed && _controller.hasListener && !_controller.isPaused) {
+      Connection connection;
+      try {
+        connection = await _listener.accept();
+      } catch (error, stack) {
+        if (_closed) break;
+        _controller.addError(error, stack);
+        continue;
+      }
+      if (_closed) {
+        unawaited(connection.close());
+        break;
+      }
+      _controller.add(ZigSocket.fromConnection(connection));
+    }
+    _accepting = false;
+  }
+
+  @override
+  Future<ZigServerSocket> close() async {
+    if (!_closed) {
+      _closed = true;
+      await _listener.close();
+      if (!_controller.isClosed) unawaited(_controller.close());
+    }
+    return this;
+  }
+}

@@ -29,13 +29,16 @@ CLIENT_CPU = "0"
 
 
 # ---------------------------------------------------------------- servers
-def server_table(engine_lib_ok, have_node, have_tokio):
+def server_table(engine_lib_ok, have_node, have_tokio, full=False):
     """name -> (argv builder(port, mode, bufsize), env additions, note)."""
     s = {}
     eng = os.path.join(BIN, "engine_server")
     if engine_lib_ok:
         s["engine-io_uring"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "io_uring"})
         s["engine-uv"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "uv"})
+        if full:  # two "isolates": two ports, two listeners sharing the port
+            s["engine-io_uring-2iso"] = (lambda p, m, b: [eng, str(p), m, str(b), "2"],
+                                         {"ZIG_TCP_BACKEND": "io_uring"})
     s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
     s["libuv"] = (lambda p, m, b: [os.path.join(BIN, "uv_server"), str(p), m, str(b)], {})
     if have_node:
@@ -402,7 +405,8 @@ def main():
     warm = a.warmup if a.warmup is not None else 1.0 if a.full else 0.5
     have_node = not a.no_node and shutil.which("node") is not None
     have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
-    spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio)
+    spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio,
+                        a.full)
     if a.servers:
         spec = {k: v for k, v in spec.items() if k in a.servers.split(",")}
     servers = list(spec)

@@ -40,19 +40,10 @@ pub fn build(b: *std.Build) void {
     const os = target.result.os.tag;
     const backend = backendFor(os);
     const tsan = b.option(bool, "tsan", "Build everything with ThreadSanitizer") orelse false;
-    const uv_archive_opt = b.option([]const u8, "uv-archive", "Path of libuv's static archive (Linux)");
-    const uv_include_opt = b.option([]const u8, "uv-include", "Folder holding uv.h (cross builds)");
+    const uv = if (backend == .iocp) null else libuvSource(b, os);
 
-    const triple_arch: []const u8 = switch (target.result.cpu.arch) {
-        .x86_64 => "x86_64",
-        .aarch64 => "aarch64",
-        else => "unknown",
-    };
-    const uv_archive = uv_archive_opt orelse
-        b.fmt("/usr/lib/{s}-linux-gnu/libuv_a.a", .{triple_arch});
-
-    const lib_shared = addEngine(b, .dynamic, target, optimize, backend, tsan, uv_archive, uv_include_opt);
-    const lib_static = addEngine(b, .static, target, optimize, backend, tsan, uv_archive, uv_include_opt);
+    const lib_shared = addEngine(b, .dynamic, target, optimize, backend, tsan, uv);
+    const lib_static = addEngine(b, .static, target, optimize, backend, tsan, uv);
     b.installArtifact(lib_shared);
     b.installArtifact(lib_static);
 
@@ -90,8 +81,7 @@ fn addEngine(
     optimize: std.builtin.OptimizeMode,
     backend: Backend,
     tsan: bool,
-    uv_archive: []const u8,
-    uv_include: ?[]const u8,
+    uv: ?Libuv,
 ) *std.Build.Step.Compile {
     const mod = b.createModule(.{
         .target = target,
@@ -102,7 +92,6 @@ fn addEngine(
     });
     mod.addIncludePath(b.path("include"));
     mod.addIncludePath(b.path("src"));
-    if (uv_include) |dir| mod.addIncludePath(.{ .cwd_relative = dir });
     mod.addCSourceFiles(.{ .files = &core_sources, .flags = &c_flags });
     switch (backend) {
         .iocp => {
@@ -111,32 +100,33 @@ fn addEngine(
             mod.linkSystemLibrary("mswsock", .{});
         },
         .io_uring_with_uv => {
-            mod.addCSourceFiles(.{
-                .files = &.{ "src/backend_io_uring.c", "src/backend_uv.c" },
-                // The shared library embeds libuv_a.a, whose PIE-only relocations
-                // backend_uv.c satisfies under ZIG_TCP_UV_STATIC_IN_SHARED.
-                .flags = if (linkage == .dynamic)
-                    &(c_flags ++ [_][]const u8{ "-DZIG_TCP_HAVE_IO_URING=1", "-DZIG_TCP_UV_STATIC_IN_SHARED=1" })
-                else
-                    &(c_flags ++ [_][]const u8{"-DZIG_TCP_HAVE_IO_URING=1"}),
-            });
-            // libuv linked statically so users need no libuv at run time.
-            if (linkage == .dynamic) mod.addObjectFile(.{ .cwd_relative = uv_archive });
+            mod.addCMacro("ZIG_TCP_HAVE_IO_URING", "1");
+            mod.addCSourceFiles(.{ .files = &.{ "src/backend_io_uring.c", "src/backend_uv.c" }, .flags = &c_flags });
             mod.linkSystemLibrary("pthread", .{});
             mod.linkSystemLibrary("dl", .{});
+            mod.linkSystemLibrary("rt", .{});
         },
         .uv => {
             mod.addCSourceFiles(.{ .files = &.{"src/backend_uv.c"}, .flags = &c_flags });
         },
+    }
+    if (uv) |libuv| {
+        if (libuv.vendored) |v| {
+            // libuv compiled into the engine, so users need no libuv at run time.
+            mod.addIncludePath(b.path(b.fmt("{s}/include", .{v.dir})));
+            mod.addIncludePath(b.path(b.fmt("{s}/src", .{v.dir})));
+            mod.addCSourceFiles(.{ .root = b.path(v.dir), .files = v.files, .flags = v.flags });
+        } else {
+            mod.linkSystemLibrary("uv", .{});
+        }
     }
     const lib = b.addLibrary(.{
         .linkage = linkage,
         .name = "zig_tcp",
         .root_module = mod,
     });
-    if (backend == .uv and linkage == .dynamic) {
-        // macOS/BSD: libuv comes from the user's system (see README).
-        lib.linker_allow_shlib_undefined = true;
+    if (linkage == .dynamic and target.result.os.tag == .linux) {
+        lib.setVersionScript(b.path("src/exports.map"));
     }
     return lib;
 }
@@ -167,4 +157,54 @@ fn addTool(
         mod.linkSystemLibrary("pthread", .{});
     }
     return b.addExecutable(.{ .name = name, .root_module = mod });
+}
+
+const Libuv = struct {
+    /// null: link the system's libuv (a macOS/BSD build without the source).
+    vendored: ?struct { dir: []const u8, files: []const []const u8, flags: []const []const u8 },
+};
+
+/// libuv for the engine: compiled from Debian's libuv source (fetched into
+/// .tools/libuv-src by tools/fetch-libuv.sh, version pinned in
+/// tools/versions.env) when it is there -- always on Linux, where the build
+/// fetches it -- else the system's libuv (macOS/BSD users: Homebrew, pkg).
+fn libuvSource(b: *std.Build, os: std.Target.Os.Tag) Libuv {
+    const dir = b.option([]const u8, "uv-source", "libuv source folder (default .tools/libuv-src)") orelse ".tools/libuv-src";
+    const group: []const u8 = switch (os) {
+        .linux => "linux",
+        .macos, .ios => "darwin",
+        .freebsd => "freebsd",
+        else => "",
+    };
+    const have_source = blk: {
+        b.build_root.handle.access(b.fmt("{s}/include/uv.h", .{dir}), .{}) catch {
+            if (os == .linux and @import("builtin").os.tag == .linux) {
+                _ = b.run(&.{ "bash", b.pathFromRoot("tools/fetch-libuv.sh") });
+                break :blk true;
+            }
+            break :blk false;
+        };
+        break :blk true;
+    };
+    if (!have_source or group.len == 0) return .{ .vendored = null };
+
+    const list = b.build_root.handle.readFileAlloc(b.allocator, "tools/libuv-sources.txt", 1 << 20) catch
+        @panic("tools/libuv-sources.txt missing");
+    var files: std.ArrayList([]const u8) = .empty;
+    var lines = std.mem.tokenizeScalar(u8, list, '\n');
+    while (lines.next()) |line| {
+        if (line.len == 0 or line[0] == '#') continue;
+        var fields = std.mem.tokenizeScalar(u8, line, ' ');
+        const line_group = fields.next() orelse continue;
+        const path = fields.next() orelse continue;
+        if (std.mem.eql(u8, line_group, "common") or std.mem.eql(u8, line_group, "unix") or
+            std.mem.eql(u8, line_group, group))
+            files.append(b.allocator, path) catch @panic("OOM");
+    }
+    const flags: []const []const u8 = switch (os) {
+        .linux => &.{ "-std=gnu11", "-D_GNU_SOURCE", "-D_POSIX_C_SOURCE=200112", "-fno-strict-aliasing", "-w" },
+        .macos, .ios => &.{ "-std=gnu11", "-D_DARWIN_UNLIMITED_SELECT=1", "-D_DARWIN_USE_64_BIT_INODE=1", "-fno-strict-aliasing", "-w" },
+        else => &.{ "-std=gnu11", "-fno-strict-aliasing", "-w" },
+    };
+    return .{ .vendored = .{ .dir = dir, .files = files.items, .flags = flags } };
 }

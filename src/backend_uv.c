@@ -682,28 +682,4 @@ const backend_vtable backend_uv = {
     .destroy = uv_backend_destroy,
 };
 
-/* ---- static libuv inside the Linux shared library -------------------------- */
-#if defined(ZIG_TCP_UV_STATIC_IN_SHARED)
-/* Debian's libuv_a.a is built as position-independent *executable* code: it
- * reaches three glibc data symbols with PC-relative relocations, which a
- * shared object cannot resolve against libc.so ("recompile with -fPIC").
- * Hidden definitions inside the library satisfy those references instead:
- * in6addr_any is a constant; stderr and environ take glibc's values when the
- * library loads. libuv reads environ only in uv_os_environ and uv_spawn,
- * which the engine never calls, so the load-time copy cannot go stale in use. */
-#include <dlfcn.h>
-#include <stdio.h>
-
-__attribute__((visibility("hidden"))) const struct in6_addr in6addr_any = IN6ADDR_ANY_INIT;
-__attribute__((visibility("hidden"))) FILE *stderr;
-__attribute__((visibility("hidden"))) char **environ;
-
-__attribute__((constructor)) static void copy_libc_data_for_libuv(void) {
-  FILE **libc_stderr = dlsym(RTLD_DEFAULT, "stderr");
-  if (libc_stderr != NULL) stderr = *libc_stderr;
-  char ***libc_environ = dlsym(RTLD_DEFAULT, "environ");
-  if (libc_environ != NULL) environ = *libc_environ;
-}
-#endif
-
 #endif /* !_WIN32 */

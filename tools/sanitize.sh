@@ -16,15 +16,25 @@ case "$mode" in
   thread) flags=(-fsanitize=thread) ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
-arch="$(uname -m)"
-uv_archive="/usr/lib/${arch}-linux-gnu/libuv_a.a"
-# The same sources build.zig compiles for Linux: the core plus both backends.
+# The same sources build.zig compiles for Linux: the core, both backends, and
+# libuv from Debian's source (sanitized too, so TSan sees its atomics).
 engine_sources=(src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c src/backend_uv.c)
-common=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Iinclude -Isrc -Itest_c "${flags[@]}")
-if ! "$cc" "${common[@]}" -fPIC -shared -DZIG_TCP_HAVE_IO_URING=1 "${engine_sources[@]}" "$uv_archive" \
-      -lpthread -ldl -o "$out/libzig_tcp.so" ||
-   ! "$cc" "${common[@]}" test_c/suite.c test_c/fake_dart.c -L"$out" -lzig_tcp -Wl,-rpath,"$root/$out" \
-      -lpthread -o "$out/tcp_suite"; then
+bash tools/fetch-libuv.sh
+uv_dir=.tools/libuv-src
+mapfile -t uv_sources < <(awk -v dir="$uv_dir" '$1=="common"||$1=="unix"||$1=="linux"{print dir "/" $2}' tools/libuv-sources.txt)
+common=(-g -O1 "${flags[@]}")
+build_ok=true
+rm -f "$out"/uv-*.o
+for source in "${uv_sources[@]}"; do
+  "$cc" "${common[@]}" -std=gnu11 -fPIC -w -D_GNU_SOURCE -D_POSIX_C_SOURCE=200112 -I"$uv_dir/include" \
+    -I"$uv_dir/src" -c "$source" -o "$out/uv-$(basename "${source%.c}").o" || build_ok=false
+done
+if ! $build_ok ||
+   ! "$cc" "${common[@]}" -std=c11 -D_GNU_SOURCE -Wall -Iinclude -Isrc -I"$uv_dir/include" -fPIC -shared \
+      -DZIG_TCP_HAVE_IO_URING=1 -Wl,--version-script=src/exports.map "${engine_sources[@]}" "$out"/uv-*.o \
+      -lpthread -ldl -lrt -o "$out/libzig_tcp.so" ||
+   ! "$cc" "${common[@]}" -std=c11 -D_GNU_SOURCE -Wall -Iinclude -Isrc -Itest_c test_c/suite.c test_c/fake_dart.c \
+      -L"$out" -lzig_tcp -Wl,-rpath,"$root/$out" -lpthread -o "$out/tcp_suite"; then
   echo "sanitizer build ($mode) failed"
   echo "0 passed, 1 failed"
   exit 1

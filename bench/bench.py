@@ -249,6 +249,7 @@ def summarize(runs, servers, wls):
                     row["rtt_" + p + "_us"] = med([x["rtt_us"][p] for x in res])
                 row["server_cpu_us_per_req"] = med([x.get("server_cpu_us_per_req") for x in res])
                 row["client_cpu_us_per_req"] = med([x.get("client_cpu_us_per_req") for x in res])
+                row["server_ctxsw_per_req"] = med([x.get("server_ctxsw_per_req") for x in res])
             else:
                 row["mb_per_s"] = med([x["mb_per_s"] for x in res])
                 row["server_cpu_ns_per_kib"] = med([x.get("server_cpu_ns_per_kib") for x in res])
@@ -273,17 +274,18 @@ def table(summary, wls):
         lines.append(f"\n### {k}\n")
         if wl["mode"] == "echo":
             base = next((r for r in rows if r["server"] == "epoll" and r.get("req_per_s")), None)
-            lines.append("| server | req/s median (min-max) | vs epoll | RTT p50 µs | p99 µs | p99.9 µs | server CPU µs/req |")
-            lines.append("|---|---|---|---|---|---|---|")
+            lines.append("| server | req/s median (min-max) | vs epoll | RTT p50 µs | p99 µs | p99.9 µs "
+                         "| server CPU µs/req | server ctx sw/req |")
+            lines.append("|---|---|---|---|---|---|---|---|")
             for r in rows:
                 if not r.get("req_per_s"):
-                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | | | | |")
+                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | | | | | |")
                     continue
                 ratio = (f"{r['req_per_s']['median'] / base['req_per_s']['median']:.2f}x" if base else "-")
                 lines.append(
                     f"| {r['server']} | {fmt_med(r['req_per_s'])} | {ratio} | {fmt_med(r['rtt_p50_us'], 1)} | "
                     f"{fmt_med(r['rtt_p99_us'], 1)} | {fmt_med(r['rtt_p999_us'], 1)} | "
-                    f"{fmt_med(r['server_cpu_us_per_req'], 2)} |")
+                    f"{fmt_med(r['server_cpu_us_per_req'], 2)} | {fmt_med(r['server_ctxsw_per_req'], 2)} |")
         else:
             base = next((r for r in rows if r["server"] == "iperf3" and r.get("mb_per_s")), None)
             lines.append("| server | MB/s median (min-max) | vs iperf3 | server CPU ns/KiB |")

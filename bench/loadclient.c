@@ -37,6 +37,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #define PATTERN_PERIOD 251u /* prime, so the pattern never lines up with sizes */
@@ -246,6 +247,32 @@ static double proc_cpu_seconds(int pid) {
   return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* Context switches (voluntary + involuntary) of every thread of pid, or -1. */
+static double proc_ctx_switches(int pid) {
+  if (pid <= 0) return -1;
+  char path[96], line[256];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  double total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/status", pid, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    while (fgets(line, sizeof line, f)) {
+      unsigned long long v;
+      if (sscanf(line, "voluntary_ctxt_switches: %llu", &v) == 1 ||
+          sscanf(line, "nonvoluntary_ctxt_switches: %llu", &v) == 1)
+        total += (double)v;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
 static double self_cpu_seconds(void) {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
@@ -378,10 +405,13 @@ int main(int argc, char **argv) {
 
   measuring = true;
   double cpu0 = self_cpu_seconds(), scpu0 = proc_cpu_seconds(opt_server_pid);
+  double sctx0 = proc_ctx_switches(opt_server_pid);
   uint64_t m0 = now_ns();
   run_loop_until(m0 + (uint64_t)(opt_seconds * 1e9));
   uint64_t m1 = now_ns();
   double cpu1 = self_cpu_seconds(), scpu1 = proc_cpu_seconds(opt_server_pid);
+  double sctx1 = proc_ctx_switches(opt_server_pid); /* threads that exit meanwhile are missed */
+  double sctx = (sctx0 >= 0 && sctx1 >= 0) ? sctx1 - sctx0 : -1;
   measuring = false;
 
   double secs = (double)(m1 - m0) / 1e9;
@@ -403,8 +433,9 @@ int main(int argc, char **argv) {
            hist_count ? (double)(hist_sum / hist_count) / 1e3 : 0.0, (double)hist_max / 1e3);
     printf("\"client_cpu_s\":%.3f,\"server_cpu_s\":%.3f", ccpu, scpu);
     if (total_done)
-      printf(",\"client_cpu_us_per_req\":%.3f,\"server_cpu_us_per_req\":%.3f", ccpu * 1e6 / (double)total_done,
-             scpu >= 0 ? scpu * 1e6 / (double)total_done : -1);
+      printf(",\"client_cpu_us_per_req\":%.3f,\"server_cpu_us_per_req\":%.3f,\"server_ctxsw_per_req\":%.3f",
+             ccpu * 1e6 / (double)total_done, scpu >= 0 ? scpu * 1e6 / (double)total_done : -1,
+             sctx >= 0 ? sctx / (double)total_done : -1);
   }
   printf(",\"errors\":%" PRIu64 "}\n", errors_io + errors_verify);
   fflush(stdout);

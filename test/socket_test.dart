@@ -1,0 +1,145 @@
+// ZigSocket / ZigServerSocket: interop with dart:io sockets both ways,
+// backpressure, and dart:io's HttpServer/HttpClient through runWithZigTcp.
+
+import 'dart:async';
+import 'dart:convert';
+import 'dart:io';
+import 'dart:typed_data';
+
+import 'package:test/test.dart';
+import 'package:zig_tcp/zig_tcp.dart';
+
+Future<List<int>> collect(Stream<List<int>> stream) async {
+  final BytesBuilder builder = BytesBuilder(copy: false);
+  await for (final List<int> chunk in stream) {
+    builder.add(chunk);
+  }
+  return builder.takeBytes();
+}
+
+void main() {
+  test('ZigSocket client, dart:io server', () async {
+    final ServerSocket server =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    server.listen((Socket socket) {
+      // echo, then close when the client is done
+      unawaited(socket.addStream(socket).then((_) => socket.close()));
+    });
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    socket.write('ping ');
+    socket.add(utf8.encode('pong'));
+    final Future<List<int>> reply = collect(socket);
+    await socket.close();
+    expect(utf8.decode(await reply), 'ping pong');
+    await server.close();
+  });
+
+  test('dart:io client, ZigServerSocket server', () async {
+    final ZigServerSocket server =
+        await ZigServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    server.listen((Socket socket) {
+      unawaited(socket.addStream(socket).then((_) => socket.close()));
+    });
+    final Socket socket =
+        await Socket.connect(InternetAddress.loopbackIPv4, server.port);
+    final Uint8List data = Uint8List(3 * 1024 * 1024);
+    for (int i = 0; i < data.length; i++) {
+      data[i] = i & 0xff;
+    }
+    socket.add(data);
+    final Future<List<int>> reply = collect(socket);
+    await socket.close();
+    expect(await reply, data);
+    await server.close();
+  });
+
+  test('pause stops reading, resume goes on', () async {
+    final ZigServerSocket server =
+        await ZigServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Completer<Socket> accepted = Completer<Socket>();
+    final StreamSubscription<Socket> sub = server.listen(accepted.complete);
+    final ZigSocket client =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    final Socket peer = await accepted.future;
+    final List<int> got = <int>[];
+    final Completer<void> first = Completer<void>();
+    late final StreamSubscription<Uint8List> reader;
+    reader = client.listen((Uint8List chunk) {
+      got.addAll(chunk);
+      if (!first.isCompleted) {
+        reader.pause();
+        first.complete();
+      }
+    });
+    peer.add(<int>[1]);
+    await peer.flush();
+    await first.future;
+    peer.add(<int>[2, 3]);
+    await peer.flush();
+    await Future<void>.delayed(const Duration(milliseconds: 100));
+    expect(got, <int>[1]);
+    final Future<void> done = reader.asFuture<void>();
+    reader.resume();
+    await peer.close();
+    await done;
+    expect(got, <int>[1, 2, 3]);
+    await client.close();
+    peer.destroy();
+    await sub.cancel();
+  });
+
+  test('destroy closes both directions', () async {
+    final ServerSocket server =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Completer<List<int>> received = Completer<List<int>>();
+    server.listen((Socket socket) {
+      unawaited(collect(socket).then(received.complete));
+    });
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    socket.destroy();
+    expect(await received.future, isEmpty);
+    await socket.done;
+    await server.close();
+  });
+
+  test('HttpServer and HttpClient on the engine via runWithZigTcp', () async {
+    await runWithZigTcp(() async {
+      final HttpServer server =
+          await HttpServer.bind(InternetAddress.loopbackIPv4, 0);
+      server.listen((HttpRequest request) async {
+        final String body = await utf8.decodeStream(request);
+        request.response.headers.contentType = ContentType.text;
+        request.response.write('${request.method} ${request.uri.path} $body');
+        await request.response.close();
+      });
+      final HttpClient client = HttpClient();
+      for (int i = 0; i < 3; i++) {
+        final HttpClientRequest request = await client
+            .postUrl(Uri.parse('http://127.0.0.1:${server.port}/echo/$i'));
+        request.write('body$i');
+        final HttpClientResponse response = await request.close();
+        expect(response.statusCode, 200);
+        expect(await utf8.decodeStream(response), 'POST /echo/$i body$i');
+      }
+      client.close(force: true);
+      await server.close(force: true);
+    });
+  });
+
+  test('runWithZigTcp routes Socket.connect and ServerSocket.bind', () async {
+    await runWithZigTcp(() async {
+      final ServerSocket server =
+          await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+      expect(server, isA<ZigServerSocket>());
+      final Future<Socket> accepted = server.first;
+      final Socket socket =
+          await Socket.connect(InternetAddress.loopbackIPv4, server.port);
+      expect(socket, isA<ZigSocket>());
+      final Socket peer = await accepted;
+      socket.destroy();
+      peer.destroy();
+    });
+  });
+}

@@ -68,10 +68,31 @@ os_socket os_socket_open(int family, bool nonblocking, int *os_error) {
                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
   if (fd == INVALID_SOCKET) *os_error = WSAGetLastError();
   return fd;
-#else
+#elif defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
   int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
   int fd = socket(family, type, IPPROTO_TCP);
   if (fd < 0) *os_error = errno;
+  return fd;
+#else
+  /* macOS and older BSDs: no atomic flags on socket(); no MSG_NOSIGNAL either,
+   * so the socket itself must never raise SIGPIPE. */
+  int fd = socket(family, SOCK_STREAM, IPPROTO_TCP);
+  if (fd < 0) {
+    *os_error = errno;
+    return -1;
+  }
+  int one = 1;
+  if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 ||
+      (nonblocking && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+#ifdef SO_NOSIGPIPE
+      || setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one)) != 0
+#endif
+  ) {
+    *os_error = errno;
+    close(fd);
+    return -1;
+  }
+  (void)one;
   return fd;
 #endif
 }

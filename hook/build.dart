@@ -30,7 +30,7 @@ void main(List<String> args) async {
       ...command.skip(1),
       'build',
       '-Dtarget=$triple',
-      '-Doptimize=ReleaseSafe',
+      '--release=safe',
       '--prefix',
       prefix.toFilePath(),
       '--cache-dir',

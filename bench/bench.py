@@ -170,12 +170,13 @@ def fmt_size(n):
 def matrix(full):
     wls = []
     if full:
-        for conns in (1, 10, 100, 1000):
+        for conns in (1, 100, 1000):
             for depth in (1, 16):
                 for size in (64, 1024, 16384):
                     if conns == 1000 and depth == 16 and size == 16384:
                         continue  # 256 MiB in flight: measures memory, not the engine
                     wls.append({"mode": "echo", "conns": conns, "depth": depth, "size": size})
+        wls.insert(6, {"mode": "echo", "conns": 10, "depth": 1, "size": 64})  # for the by-connections curve
         for conns in (1, 100):
             wls.append({"mode": "echo", "conns": conns, "depth": 1, "size": 64, "samecpu": True})
         for size in (1024, 16384, 131072):
@@ -403,8 +404,8 @@ def main():
     a = ap.parse_args()
 
     reps = a.reps or (5 if a.full else 2)
-    secs = a.seconds or (4.0 if a.full else 2.0)
-    warm = a.warmup if a.warmup is not None else 1.0 if a.full else 0.5
+    secs = a.seconds or (3.0 if a.full else 1.5)
+    warm = a.warmup if a.warmup is not None else 0.5
     have_node = not a.no_node and shutil.which("node") is not None
     have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
     spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio,
@@ -449,7 +450,8 @@ def main():
                     else:
                         res = run_client(server.port, wl, secs, warm, server.pid,
                                          SERVER_CPU if same else CLIENT_CPU, srv)
-                    runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "ready": ready, "result": res})
+                    runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "ready": ready,
+                                 "loadavg": sh("cut -d' ' -f1 /proc/loadavg"), "result": res})
                     short = (f"{res['req_per_s']:.0f} req/s p50 {res['rtt_us']['p50']:.1f} us"
                              if "req_per_s" in res else f"{res['mb_per_s']:.0f} MB/s" if "mb_per_s" in res
                              else "ERROR " + res["error"][:120])

@@ -46,6 +46,10 @@ pub fn build(b: *std.Build) void {
     const lib_static = addEngine(b, .static, target, optimize, backend, tsan, uv);
     b.installArtifact(lib_shared);
     b.installArtifact(lib_static);
+    // `zig build lib`: only the engine libraries (what the Dart build hook needs).
+    const lib_step = b.step("lib", "Build only the engine libraries");
+    lib_step.dependOn(&b.addInstallArtifact(lib_shared, .{}).step);
+    lib_step.dependOn(&b.addInstallArtifact(lib_static, .{}).step);
 
     // Everything below runs on the engine; macOS/BSD cross builds stop here.
     if (os != .linux and os != .windows) return;

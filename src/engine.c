@@ -255,7 +255,7 @@ static void pump_writes(tcp_sock *s) {
     queue_remove(&s->write_queue, &s->write_queue_tail, head);
     if (head->kind == OP_SHUTDOWN_WRITE) {
       int err = os_shutdown_write(s->fd);
-      complete(head, err ? tcp_error_from_os(err) : 0, err);
+      complete(head, err ? error_from_os(err) : 0, err);
     } else {
       complete(head, 0, 0);
     }
@@ -346,7 +346,7 @@ static void op_finish(tcp_op *op, int64_t result, int64_t os_error) {
 }
 
 void engine_op_done(tcp_op *op, int64_t result, int64_t os_error) {
-  if (result < 0) op_finish(op, tcp_error_from_os(os_error), os_error);
+  if (result < 0) op_finish(op, error_from_os(os_error), os_error);
   else op_finish(op, result, 0);
 }
 
@@ -531,7 +531,7 @@ TCP_API int32_t tcp_last_os_error(void) { return last_os_error; }
 /* Records an OS failure of a synchronous call and maps it. */
 static int32_t fail_os(int os_error) {
   last_os_error = os_error;
-  return tcp_error_from_os(os_error);
+  return error_from_os(os_error);
 }
 
 /* ---- listeners and connections ------------------------------------------- */

@@ -176,7 +176,7 @@ int os_get_address(os_socket fd, bool remote, struct sockaddr_storage *out);
 int os_shutdown_write(os_socket fd);
 
 /* ---- error mapping (errors.c) ------------------------------------------- */
-int32_t tcp_error_from_os(int64_t os_error);
+int32_t error_from_os(int64_t os_error);
 
 /* ---- core internals (engine.c <-> dart_post.c) ---------------------------- */
 /* Resolve Dart_PostCObject from NativeApi.initializeApiDLData's table. */

@@ -9,7 +9,7 @@
 #include <errno.h>
 #endif
 
-int32_t tcp_error_from_os(int64_t os_error) {
+int32_t error_from_os(int64_t os_error) {
   switch (os_error) {
 #if defined(_WIN32)
     case WSAEADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;

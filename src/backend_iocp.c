@@ -489,7 +489,7 @@ static int32_t iocp_adopt(tcp_sock *s) {
   iocp_sock *bs = BS(s);
   bs->skip_on_success = false;
   if (CreateIoCompletionPort((HANDLE)s->fd, g_port, KEY_IO, 0) == NULL) {
-    return tcp_error_from_os((int64_t)GetLastError());
+    return error_from_os((int64_t)GetLastError());
   }
   bool ifs = s->family == AF_INET6 ? g_ifs_v6 : g_ifs_v4;
   if (ifs && SetFileCompletionNotificationModes(

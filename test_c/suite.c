@@ -1544,6 +1544,207 @@ static void test_connect_source_address(void) {
   h_close_wait(l);
 }
 
+/* ---- reads smaller than what is there; reset by the peer ------------------------ */
+static void test_read_in_chunks(void) {
+  int64_t port = h_port();
+  int64_t c, s;
+  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  static const char msg[] = "0123456789";
+  h_write_all(c, msg, 10);
+  uint8_t got[10];
+  size_t have = 0;
+  while (have < 10) {
+    h_req *r = h_await(h_read(s, 3));
+    CHECK(r->c.result >= 1 && r->c.result <= 3);
+    memcpy(got + have, r->c.data, r->c.len);
+    have += r->c.len;
+    h_release(r);
+  }
+  CHECK(memcmp(got, msg, 10) == 0);
+  h_close_wait(c);
+  h_close_wait(s);
+  h_close_wait(l);
+}
+
+static void test_reset_by_peer(void) {
+  int64_t port = h_port();
+  int64_t c, s;
+  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  h_write_all(c, "abcdef", 6);
+  /* take one byte, so the rest is certainly in s's receive buffer */
+  h_req *one = h_await(h_read(s, 1));
+  CHECK_EQ(one->c.result, 1);
+  /* closing with unread data resets the connection */
+  int64_t r = h_read(c, 100);
+  h_close_wait(s);
+  CHECK_EQ(h_result(r), TCP_ERR_CONNECTION_RESET);
+  h_close_wait(c);
+  h_close_wait(l);
+}
+
+/* ---- several caller threads at once ("isolates" on their own threads) ------------- */
+#if defined(_WIN32)
+typedef HANDLE h_thread;
+typedef DWORD(WINAPI *h_thread_fn)(LPVOID);
+#define THREAD_FN(name) static DWORD WINAPI name(LPVOID arg)
+#define THREAD_RETURN return 0
+static bool thread_start(h_thread *t, h_thread_fn fn, void *arg) {
+  *t = CreateThread(NULL, 0, fn, arg, 0, NULL);
+  return *t != NULL;
+}
+static void thread_join(h_thread t) {
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+}
+#else
+#include <pthread.h>
+typedef pthread_t h_thread;
+typedef void *(*h_thread_fn)(void *);
+#define THREAD_FN(name) static void *name(void *arg)
+#define THREAD_RETURN return NULL
+static bool thread_start(h_thread *t, h_thread_fn fn, void *arg) {
+  return pthread_create(t, NULL, fn, arg) == 0;
+}
+static void thread_join(h_thread t) { pthread_join(t, NULL); }
+#endif
+
+#define W_OPS 2048
+#define W_ROUNDS 150
+
+typedef struct worker {
+  int index;
+  int64_t port;
+  int64_t base, next;       /* request ids: base .. next-1 */
+  bool done[W_OPS];
+  int64_t result[W_OPS];
+  fd_completion comp[W_OPS];
+  char error[256];
+} worker;
+
+/* Waits for id on the worker's port; checks every arrival. */
+static bool w_await(worker *w, int64_t id, int64_t *result, fd_completion *out) {
+  while (!w->done[id - w->base]) {
+    fd_completion c;
+    if (!fake_dart_next(w->port, h_timeout_ms, &c)) {
+      snprintf(w->error, sizeof w->error, "worker %d: request %lld did not complete", w->index,
+               (long long)id);
+      return false;
+    }
+    int64_t k = c.request_id - w->base;
+    if (k < 0 || c.request_id >= w->next || w->done[k]) {
+      snprintf(w->error, sizeof w->error, "worker %d: %s completion for id %lld", w->index,
+               (k >= 0 && c.request_id < w->next) ? "duplicate" : "foreign", (long long)c.request_id);
+      fake_dart_release(&c);
+      return false;
+    }
+    w->done[k] = true;
+    w->result[k] = c.result;
+    w->comp[k] = c;
+  }
+  *result = w->result[id - w->base];
+  if (out) {
+    *out = w->comp[id - w->base];
+    memset(&w->comp[id - w->base], 0, sizeof(fd_completion));
+  } else {
+    fake_dart_release(&w->comp[id - w->base]);
+  }
+  return true;
+}
+
+static int64_t w_id(worker *w) { return w->next < w->base + W_OPS ? w->next++ : -1; }
+
+#define W_CHECK(cond, ...)                                  \
+  do {                                                      \
+    if (!(cond)) {                                          \
+      if (w->error[0] == '\0') {                            \
+        int n_ = snprintf(w->error, sizeof w->error, "worker %d: ", w->index); \
+        snprintf(w->error + n_, sizeof w->error - (size_t)n_, __VA_ARGS__); \
+      }                                                     \
+      THREAD_RETURN;                                        \
+    }                                                       \
+  } while (0)
+
+THREAD_FN(worker_main) {
+  worker *w = (worker *)arg;
+  int64_t res, id;
+  fd_completion c;
+  int64_t l = tcp_listen(w->port, H_LOOPBACK4, 4, 0, 0, 1, 0);
+  W_CHECK(l > 0, "listen: %lld", (long long)l);
+  int64_t acc = w_id(w);
+  W_CHECK(tcp_accept(l, acc) == 0, "accept refused");
+  int64_t con = w_id(w);
+  int64_t ch = tcp_connect(w->port, con, H_LOOPBACK4, 4, tcp_local_port(l), NULL, 0, 0, 0);
+  W_CHECK(ch > 0, "connect: %lld", (long long)ch);
+  W_CHECK(w_await(w, con, &res, NULL) && res == 0, "connect result %lld", (long long)res);
+  W_CHECK(w_await(w, acc, &res, NULL) && res > 0, "accept result %lld", (long long)res);
+  int64_t sh = res;
+  for (int round = 0; round < W_ROUNDS; round++) {
+    uint8_t msg[48], back[48];
+    h_fill(msg, sizeof msg, (uint64_t)(w->index * 100000 + round));
+    int64_t wr = w_id(w);
+    W_CHECK(wr > 0 && tcp_write(ch, wr, msg, sizeof msg) == 0, "write refused");
+    /* server: read it all, echo it */
+    size_t have = 0;
+    while (have < sizeof msg) {
+      id = w_id(w);
+      W_CHECK(id > 0 && tcp_read(sh, id, (int64_t)(sizeof msg - have)) == 0, "read refused");
+      W_CHECK(w_await(w, id, &res, &c), "%s", w->error);
+      W_CHECK(res > 0, "server read %lld", (long long)res);
+      memcpy(back + have, c.data, c.len);
+      have += c.len;
+      fake_dart_release(&c);
+    }
+    W_CHECK(w_await(w, wr, &res, NULL) && res == (int64_t)sizeof msg, "write result %lld",
+            (long long)res);
+    id = w_id(w);
+    W_CHECK(id > 0 && tcp_write(sh, id, back, sizeof back) == 0, "echo refused");
+    W_CHECK(w_await(w, id, &res, NULL) && res == (int64_t)sizeof back, "echo result");
+    have = 0;
+    memset(back, 0, sizeof back);
+    while (have < sizeof msg) {
+      id = w_id(w);
+      W_CHECK(id > 0 && tcp_read(ch, id, (int64_t)(sizeof msg - have)) == 0, "read refused");
+      W_CHECK(w_await(w, id, &res, &c), "%s", w->error);
+      W_CHECK(res > 0, "client read %lld", (long long)res);
+      memcpy(back + have, c.data, c.len);
+      have += c.len;
+      fake_dart_release(&c);
+    }
+    W_CHECK(memcmp(back, msg, sizeof msg) == 0, "round %d: echo differs", round);
+  }
+  int64_t hs[3] = {ch, sh, l};
+  for (int i = 0; i < 3; i++) {
+    id = w_id(w);
+    W_CHECK(id > 0 && tcp_close(hs[i], id) == 0, "close refused");
+    W_CHECK(w_await(w, id, &res, NULL) && res == 0, "close result %lld", (long long)res);
+  }
+  /* nothing else may arrive for this worker */
+  W_CHECK(!fake_dart_next(w->port, 0, &c), "stray completion id %lld", (long long)c.request_id);
+  THREAD_RETURN;
+}
+
+static void test_threads_as_isolates(void) {
+  enum { NT = 3 };
+  static worker ws[NT];
+  h_thread th[NT];
+  memset(ws, 0, sizeof ws);
+  for (int i = 0; i < NT; i++) {
+    ws[i].index = i;
+    ws[i].port = fake_dart_open_port(); /* checked by the worker, not the tracker */
+    ws[i].base = ((int64_t)(i + 1) << 50);
+    ws[i].next = ws[i].base;
+  }
+  int started = 0;
+  for (; started < NT; started++)
+    if (!thread_start(&th[started], worker_main, &ws[started])) break;
+  for (int i = 0; i < started; i++) thread_join(th[i]);
+  for (int i = 0; i < NT; i++)
+    for (int k = 0; k < W_OPS; k++) fake_dart_release(&ws[i].comp[k]);
+  CHECK_EQ(started, NT);
+  for (int i = 0; i < NT; i++)
+    if (ws[i].error[0] != '\0') FAILF("%s", ws[i].error);
+}
+
 static const struct {
   const char *name;
   test_fn fn;
@@ -1571,9 +1772,12 @@ static const struct {
     T(stale_and_bad_handles),
     T(close_finalizer),
     T(zero_length_write),
+    T(read_in_chunks),
+    T(reset_by_peer),
     T(many_small_writes_batched),
     T(port_gone),
     T(two_isolates),
+    T(threads_as_isolates),
     T(shutdown_with_pending),
     T(keepalive_nodelay),
     T(bad_input),

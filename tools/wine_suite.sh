@@ -66,6 +66,10 @@ set +e
 timeout --kill-after=10 "${WINE_SUITE_TIMEOUT:-900}" "$wine_bin" "$suite" "$@"
 rc=$?
 set -e
+if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  log "the suite ran past ${WINE_SUITE_TIMEOUT:-900} s; stopping this prefix's Wine processes"
+  "$wineserver_bin" -k >/dev/null 2>&1 || true
+fi
 # Let this prefix's wineserver go away before we return (it lingers ~3 s).
-"$wineserver_bin" -w >/dev/null 2>&1 || true
+timeout 30 "$wineserver_bin" -w >/dev/null 2>&1 || true
 exit "$rc"

@@ -1109,7 +1109,7 @@ static void test_connect_timeout(void) {
   int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
   int64_t a = h_accept(l);
   int64_t ok_h;
-  int64_t ok = h_connect(port, H_LOOPBACK4, 4, tcp_local_port(l), 50, &ok_h);
+  int64_t ok = h_connect(port, H_LOOPBACK4, 4, tcp_local_port(l), 250, &ok_h);
   CHECK_EQ(h_result(ok), 0);
   int64_t s = h_accepted(a);
 

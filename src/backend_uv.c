@@ -10,7 +10,8 @@
  * touches core state.
  *
  * Per operation:
- *   read     one-shot: uv_read_start into op->data, uv_read_stop in the callback.
+ *   read     recv(2) at once if bytes are queued; else one-shot: uv_read_start
+ *            into op->data, uv_read_stop in the callback.
  *   write    uv_write of the whole buffer (libuv resubmits short writes).
  *   connect  non-blocking connect(2) + a uv_poll for writability + a uv_timer
  *            for the deadline. Not uv_tcp_connect: abandoning that needs
@@ -258,6 +259,21 @@ static void start_read(uv_sock *us, tcp_op *op) {
   int err = ensure_stream(us);
   if (err != 0) {
     finish_op(op, -1, err);
+    return;
+  }
+  /* Try the socket first: when bytes are already queued (pipelined or bulk
+   * traffic) this saves a poll round and libuv's two epoll_ctl calls for
+   * arming and disarming. libuv keeps no read-ahead, so bypassing it is safe. */
+  ssize_t n;
+  do {
+    n = recv(us->sock->fd, op->data, op->len, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    finish_op(op, n, 0);
+    return;
+  }
+  if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    finish_op(op, -1, errno);
     return;
   }
   us->read_op = op;

@@ -1745,6 +1745,88 @@ static void test_threads_as_isolates(void) {
     if (ws[i].error[0] != '\0') FAILF("%s", ws[i].error);
 }
 
+/* ---- request ids of any value; reads served in call order; concurrent init ------- */
+static void test_request_ids_full_range(void) {
+  /* untracked port: these ids are outside the tracker's range on purpose */
+  int64_t p = fake_dart_open_port();
+  int64_t l = tcp_listen(p, H_LOOPBACK4, 4, 0, 0, 1, 0);
+  CHECK(l > 0);
+  const int64_t ids[] = {INT64_MIN, -1, 0, INT64_MAX};
+  for (int i = 0; i < 3; i++) CHECK_EQ(tcp_accept(l, ids[i]), TCP_OK);
+  CHECK_EQ(tcp_close(l, ids[3]), TCP_OK);
+  bool seen[3] = {false, false, false};
+  for (int i = 0; i < 4; i++) {
+    fd_completion c;
+    if (!fake_dart_next(p, h_timeout_ms, &c)) FAILF("completion %d of 4 missing", i + 1);
+    int64_t id = c.request_id, res = c.result;
+    fake_dart_release(&c);
+    if (i < 3) { /* the cancelled accepts (in any order), then the close */
+      int k = id == ids[0] ? 0 : id == ids[1] ? 1 : id == ids[2] ? 2 : -1;
+      if (k < 0 || seen[k]) FAILF("accept completion with id %lld", (long long)id);
+      seen[k] = true;
+      CHECK_EQ(res, TCP_ERR_CLOSED);
+    } else {
+      CHECK_EQ(id, INT64_MAX);
+      CHECK_EQ(res, 0);
+    }
+  }
+  fd_completion extra;
+  CHECK(!fake_dart_next(p, 0, &extra));
+  fake_dart_close_port(p);
+}
+
+static void test_reads_in_call_order(void) {
+  int64_t port = h_port();
+  int64_t c, s;
+  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t r[3];
+  for (int i = 0; i < 3; i++) r[i] = h_read(s, 1);
+  h_write_all(c, "abc", 3);
+  uint64_t prev = 0;
+  for (int i = 0; i < 3; i++) {
+    h_req *q = h_await(r[i]);
+    CHECK_EQ(q->c.result, 1);
+    CHECK_EQ(q->c.data[0], "abc"[i]);
+    CHECK(q->c.seq > prev);
+    prev = q->c.seq;
+  }
+  h_close_wait(c);
+  h_close_wait(s);
+  h_close_wait(l);
+}
+
+static int32_t g_init_rc[4];
+THREAD_FN(init_main) {
+  int i = (int)(intptr_t)arg;
+  g_init_rc[i] = tcp_init(fake_dart_api_data());
+  THREAD_RETURN;
+}
+
+static void test_concurrent_init(void) {
+  h_engine_shutdown();
+  h_thread th[4];
+  int started = 0;
+  for (; started < 4; started++)
+    if (!thread_start(&th[started], init_main, (void *)(intptr_t)started)) break;
+  for (int i = 0; i < started; i++) thread_join(th[i]);
+  g_engine_up = true; /* whatever happened, the runner shuts it down */
+  CHECK_EQ(started, 4);
+  for (int i = 0; i < 4; i++) CHECK_EQ(g_init_rc[i], TCP_OK);
+  CHECK(tcp_backend_name() != NULL);
+  int64_t port = h_port();
+  int64_t c, s;
+  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  uint8_t b = 0;
+  h_write_all(c, "i", 1);
+  h_read_exact(s, &b, 1);
+  CHECK_EQ(b, 'i');
+  h_close_wait(c);
+  h_close_wait(s);
+  h_close_wait(l);
+  h_engine_shutdown();
+  CHECK_EQ(tcp_shutdown(), TCP_ERR_NOT_INITIALIZED); /* exactly one engine ran */
+}
+
 static const struct {
   const char *name;
   test_fn fn;
@@ -1752,6 +1834,8 @@ static const struct {
 #define T(x) {#x, test_##x}
     T(lifecycle),
     T(strerror),
+    T(concurrent_init),
+    T(request_ids_full_range),
     T(echo_ipv4),
     T(echo_ipv6),
     T(accept_several_pending),
@@ -1773,6 +1857,7 @@ static const struct {
     T(close_finalizer),
     T(zero_length_write),
     T(read_in_chunks),
+    T(reads_in_call_order),
     T(reset_by_peer),
     T(many_small_writes_batched),
     T(port_gone),

@@ -336,7 +336,7 @@ def plot(summary, servers, path):
     except ImportError:
         print("(matplotlib missing: no plot)", file=sys.stderr)
         return False
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 5))
+    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [4, 4, 3]})
     pat = re.compile(r"^echo (\d+)c d1 64B$")
     for srv in servers:
         pts = []
@@ -381,6 +381,22 @@ def plot(summary, servers, path):
     a2.set_title("Echo RTT percentiles (64 B, depth 1; c = connections)")
     a2.grid(True, axis="y", alpha=0.3)
     a2.legend(fontsize=8)
+    # CPU cost per request: steadier than req/s when the machine is shared
+    wk3 = [w for w in ("echo 100c d1 64B", "echo 1000c d1 64B", "echo 100c d16 1K") if any(r["workload"] == w for r in summary)]
+    width3 = 0.8 / max(1, len(servers))
+    for si, srv in enumerate(servers):
+        vals = []
+        for wk in wk3:
+            r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+            m = r.get("server_cpu_us_per_req") if r else None
+            vals.append(m["median"] if m else 0)
+        a3.bar([i + si * width3 for i in range(len(vals))], vals, width=width3, label=srv)
+    a3.set_xticks([i + 0.4 - width3 / 2 for i in range(len(wk3))])
+    a3.set_xticklabels([w.replace("echo ", "") for w in wk3], fontsize=8)
+    a3.set_ylabel("server CPU µs per request (median)")
+    a3.set_title("Server CPU per request (lower is better)")
+    a3.grid(True, axis="y", alpha=0.3)
+    a3.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return True

@@ -124,9 +124,11 @@ fn addEngine(
             mod.linkSystemLibrary("uv", .{});
         }
     }
+    // On Windows a DLL's import library is zig_tcp.lib too: keep them apart.
+    const is_windows_static = linkage == .static and target.result.os.tag == .windows;
     const lib = b.addLibrary(.{
         .linkage = linkage,
-        .name = "zig_tcp",
+        .name = if (is_windows_static) "zig_tcp_static" else "zig_tcp",
         .root_module = mod,
     });
     if (linkage == .dynamic and target.result.os.tag == .linux) {

@@ -60,7 +60,8 @@
  * ORDERING
  *   Reads on one socket are served one at a time in call order; writes and
  *   shutdown_write on one socket likewise (a later write never interleaves with
- *   an earlier one). Reads and writes run concurrently with each other.
+ *   an earlier one), and their completions arrive in call order, also when a
+ *   close cancels them. Reads and writes run concurrently with each other.
  *
  * HANDLES
  *   A handle is a positive 64-bit id: a table slot plus a generation that
@@ -157,8 +158,10 @@ TCP_API int32_t tcp_last_os_error(void);
  * address bytes in network order; port 0 picks an ephemeral port (read it back
  * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
  * IPv6 addresses. shared != 0 lets several listeners bind the same address and
- * port (SO_REUSEPORT where it exists); it never allows stealing a port another
- * process holds without it. Completions of accepts go to dart_port.
+ * port (SO_REUSEPORT on Linux, macOS and the BSDs); it never allows stealing a
+ * port another socket holds without it. On Windows a listener is always
+ * exclusive (SO_EXCLUSIVEADDRUSE) and shared != 0 gives TCP_ERR_UNSUPPORTED.
+ * Completions of accepts go to dart_port.
  * Returns the listener handle (> 0) or a TCP_ERR_*. */
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared);

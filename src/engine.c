@@ -93,6 +93,15 @@ static int32_t engine_state_error(void) {
   return TCP_OK;
 }
 
+/* Without the lock: refuse early, before any socket call (on Windows a
+ * socket call before tcp_init would fail with a confusing WSANOTINITIALISED). */
+static int32_t current_state_error(void) {
+  engine_lock();
+  int32_t state = engine_state_error();
+  engine_unlock();
+  return state;
+}
+
 /* Lock held. The live socket behind handle, or NULL with *error set. */
 static tcp_sock *lookup(int64_t handle, int32_t *error) {
   int32_t state = engine_state_error();
@@ -289,8 +298,12 @@ static void begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
   s->close_reason = reason;
   s->close_op = close_op;
   retire_handle(s);
-  fail_unstarted(&s->read_queue, &s->read_queue_tail, reason);
-  fail_unstarted(&s->write_queue, &s->write_queue_tail, reason);
+  /* Reads and writes complete in call order, also on close: an op queued
+   * behind an in-flight one fails only after that one (see op_finish). */
+  if (s->read_queue == NULL || !s->read_queue->started)
+    fail_unstarted(&s->read_queue, &s->read_queue_tail, reason);
+  if (s->write_queue == NULL || !s->write_queue->started)
+    fail_unstarted(&s->write_queue, &s->write_queue_tail, reason);
   fail_unstarted(&s->accept_queue, &s->accept_queue_tail, reason);
   cancel_started(s->read_queue);
   cancel_started(s->write_queue);
@@ -338,6 +351,8 @@ static void op_finish(tcp_op *op, int64_t result, int64_t os_error) {
   }
   complete(op, result, os_error);
   if (s->closing) {
+    if (op->kind == OP_READ) fail_unstarted(&s->read_queue, &s->read_queue_tail, s->close_reason);
+    if (op->kind == OP_WRITE) fail_unstarted(&s->write_queue, &s->write_queue_tail, s->close_reason);
     if (s->inflight == 0 && !s->released) release_sock(s);
   } else {
     pump_reads(s);
@@ -545,6 +560,8 @@ TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_
 #if defined(_WIN32)
   if (shared) return TCP_ERR_UNSUPPORTED; /* no SO_REUSEPORT on Windows */
 #endif
+  int32_t state = current_state_error();
+  if (state != TCP_OK) return state;
   /* The syscalls run outside the engine lock; only registration needs it. */
   int os_error = 0;
   os_socket fd = os_socket_open(sa.ss_family, false, &os_error);
@@ -597,6 +614,8 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
     source_len = sockaddr_from_bytes(any, peer.ss_family == AF_INET ? 4 : 16, source_port, &source);
     if (source_len == 0) return TCP_ERR_INVALID_ARGUMENT;
   }
+  int32_t state = current_state_error();
+  if (state != TCP_OK) return state;
   tcp_op *op = op_new(OP_CONNECT, request_id);
   if (op == NULL) return TCP_ERR_NO_MEMORY;
   memcpy(&op->addr, &peer, sizeof(peer));

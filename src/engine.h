@@ -53,9 +53,10 @@ typedef enum sock_kind {
 typedef struct tcp_sock tcp_sock;
 typedef struct tcp_op tcp_op;
 
-/* Backend scratch space inside every op / socket, so backends need no extra
- * allocation per operation. Sized for the largest backend (IOCP's OVERLAPPED
- * plus AcceptEx address buffers, libuv's request structs). */
+/* Backend scratch space inside every op / socket, so most backends need no
+ * extra allocation: IOCP keeps its OVERLAPPED and AcceptEx address buffers
+ * here; libuv's per-socket handles do not fit, so the uv backend keeps a
+ * pointer to its own allocation in tcp_sock.backend. */
 #define OP_BACKEND_BYTES 320
 #define SOCK_BACKEND_BYTES 256
 

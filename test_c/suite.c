@@ -1139,6 +1139,7 @@ static void test_close_while_read_pending(void) {
   CHECK_EQ(b->c.result, TCP_ERR_CLOSED);
   CHECK_EQ(z->c.result, 0);
   CHECK(a->c.seq < z->c.seq && b->c.seq < z->c.seq);
+  CHECK(a->c.seq < b->c.seq); /* call order, also when cancelled */
   /* the OS socket is really closed: the peer sees end of stream */
   expect_eof(s);
   h_close_wait(s);
@@ -1195,6 +1196,9 @@ static void test_close_while_write_pending(void) {
   CHECK_EQ(d->c.result, TCP_ERR_CLOSED);
   CHECK_EQ(z->c.result, 0);
   CHECK(a->c.seq < z->c.seq && b->c.seq < z->c.seq && d->c.seq < z->c.seq);
+  /* Writes complete in call order also when a close cancels them (tcp.h ORDERING):
+   * the queued ones after the one in flight. */
+  CHECK(a->c.seq < b->c.seq && b->c.seq < d->c.seq);
   h_close_wait(s);
   h_close_wait(l);
 }

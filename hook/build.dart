@@ -17,6 +17,14 @@ void main(List<String> args) async {
   await build(args, (BuildInput input, BuildOutputBuilder output) async {
     if (!input.config.buildCodeAssets) return;
     final CodeConfig code = input.config.code;
+    if (code.linkModePreference == LinkModePreference.static) {
+      // The engine is only ever loaded as a dynamic library (@Native with an
+      // asset id); the SDK's output validation rejects a DynamicLoadingBundled
+      // asset under a static-only preference, so say why up front.
+      throw UnsupportedError(
+          'zig_tcp: only dynamic loading is supported, but the build asks '
+          'for LinkModePreference.static');
+    }
     final OS os = code.targetOS;
     final String triple = zigTriple(code);
 
@@ -26,9 +34,13 @@ void main(List<String> args) async {
     final Uri globalCache = input.outputDirectoryShared.resolve('zig-global-cache/');
 
     final List<String> command = zigCommand(root);
+    // `zig build lib` builds only the engine libraries (no C suite, demo or
+    // benchmark tools), installed under <prefix>/lib (and <prefix>/bin for
+    // Windows DLLs).
     final List<String> arguments = <String>[
       ...command.skip(1),
       'build',
+      'lib',
       '-Dtarget=$triple',
       '--release=safe',
       '--prefix',
@@ -47,7 +59,9 @@ void main(List<String> args) async {
           '${result.stdout}\n${result.stderr}');
     }
 
-    // Windows puts DLLs in bin/, everything else shared libraries in lib/.
+    // Zig installs a Windows DLL in bin/ (its import library goes to lib/),
+    // every other shared library in lib/: libzig_tcp.so, libzig_tcp.dylib,
+    // zig_tcp.dll (OS.dylibFileName).
     final Uri library = os == OS.windows
         ? prefix.resolve('bin/${os.dylibFileName('zig_tcp')}')
         : prefix.resolve('lib/${os.dylibFileName('zig_tcp')}');
@@ -64,16 +78,19 @@ void main(List<String> args) async {
       ),
     );
 
-    // Rerun the hook when the engine's sources or build change.
-    output.dependencies.add(root.resolve('build.zig'));
-    output.dependencies.add(root.resolve('include/tcp.h'));
+    // Rerun the hook when the engine's sources or build change: build.zig,
+    // its manifest, the pinned tool versions, the header and every file in
+    // src/ (C sources, private headers, the Linux export map).
+    output.dependencies.addAll(<Uri>[
+      root.resolve('build.zig'),
+      root.resolve('build.zig.zon'),
+      root.resolve('tools/versions.env'),
+      root.resolve('include/tcp.h'),
+    ]);
     final Directory sources = Directory.fromUri(root.resolve('src/'));
     if (sources.existsSync()) {
-      for (final FileSystemEntity entity in sources.listSync()) {
-        if (entity is File &&
-            (entity.path.endsWith('.c') || entity.path.endsWith('.h'))) {
-          output.dependencies.add(entity.uri);
-        }
+      for (final FileSystemEntity entity in sources.listSync(recursive: true)) {
+        if (entity is File) output.dependencies.add(entity.uri);
       }
     }
   });

@@ -254,7 +254,7 @@ final class ConnectionAttempt {
     final Uint8List raw = _rawAddress(address, 'host');
     final int requestId = io.newRequestId();
     final int nativePort = io.nativePort;
-    int handle;
+    final int handle;
     if (source == null) {
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
           port, nullptr, 0, sourcePort, timeoutMs);

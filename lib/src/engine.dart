@@ -35,18 +35,23 @@ String zigTcpErrorMessage(int code) => tcp_strerror(code).toDartString();
 
 /// Closes every engine socket of the process and stops the I/O thread
 /// (tcp_shutdown). Meant for tests and process teardown: sockets of every
-/// isolate are closed. A later operation starts a fresh engine.
+/// isolate are closed. A later connect or bind (in any isolate) starts a
+/// fresh engine; handles from before stay invalid.
 void zigTcpShutdown() {
   tcp_shutdown();
 }
 
-/// A [SocketException] for engine error [code] (a negative TCP_ERR_*), with
-/// the OS error code [osCode] (0 when the error did not come from the OS).
+/// A [SocketException] for engine error [code] (a negative TCP_ERR_*). Its
+/// [SocketException.osError] carries the OS error code [osCode] when there is
+/// one, and is null (as in dart:io) when the error did not come from the OS
+/// ([osCode] 0).
 SocketException _socketError(int code, int osCode, String what,
     {InternetAddress? address, int? port}) {
   final String message = zigTcpErrorMessage(code);
   return SocketException('$what: $message',
-      osError: OSError(message, osCode), address: address, port: port);
+      osError: osCode == 0 ? null : OSError(message, osCode),
+      address: address,
+      port: port);
 }
 
 /// The exception for a synchronous call that just returned [code]. Must be

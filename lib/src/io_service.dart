@@ -45,17 +45,21 @@ final class _Request {
 /// while requests are pending, like dart:io does with pending socket work. When
 /// neither is left the port is closed; the next connect/bind opens a new one.
 final class _IOService {
-  _IOService._() {
+  _IOService._();
+
+  static _IOService? _instance;
+
+  /// This isolate's service. Makes sure the engine runs: tcp_init is
+  /// idempotent (two uncontended locks while the engine runs), and calling it
+  /// on every connect/bind, not only on first use, restarts the engine after
+  /// [zigTcpShutdown] (from this or any other isolate).
+  static _IOService get instance {
     final int rc = tcp_init(NativeApi.initializeApiDLData);
     if (rc != TCP_OK) {
       throw _syncError(rc, 'Starting the zig_tcp engine failed');
     }
+    return _instance ??= _IOService._();
   }
-
-  static _IOService? _instance;
-
-  /// This isolate's service; starts the engine (tcp_init) on first use.
-  static _IOService get instance => _instance ??= _IOService._();
 
   RawReceivePort? _port;
   final Map<int, _Request> _pending = <int, _Request>{};

@@ -98,7 +98,7 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   Future<void> _readLoop() async {
     while (!_readClosed && _controller.hasListener && !_controller.isPaused) {
-      Uint8List? data;
+      final Uint8List? data;
       try {
         data = await _connection.read(_readSize);
       } catch (error, stack) {
@@ -195,18 +195,28 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     write(String.fromCharCode(charCode));
   }
 
+  /// Fails the sink: [done] completes with [error] and the socket is
+  /// destroyed (a TCP stream cannot carry an error event).
   @override
   void addError(Object error, [StackTrace? stackTrace]) {
     if (_closeCalled) throw StateError('StreamSink is closed');
+    if (_bound) throw StateError('StreamSink is bound to a stream');
     if (!_done.isCompleted) _done.completeError(error, stackTrace);
     destroy();
   }
 
+  /// Writes every chunk of [stream]; waits whenever more than 1 MiB is in
+  /// flight. Throws a [StateError] at once (not through the returned future,
+  /// as dart:io) when the sink is closed or another [addStream] is running.
   @override
-  Future<void> addStream(Stream<List<int>> stream) async {
+  Future<void> addStream(Stream<List<int>> stream) {
     if (_closeCalled) throw StateError('StreamSink is closed');
     if (_bound) throw StateError('StreamSink is already bound to a stream');
     _bound = true;
+    return _addStream(stream);
+  }
+
+  Future<void> _addStream(Stream<List<int>> stream) async {
     try {
       await for (final List<int> chunk in stream) {
         if (_destroyed || _writeError != null) break;
@@ -373,12 +383,20 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
 
   Future<void> _acceptLoop() async {
     while (!_closed && _controller.hasListener && !_controller.isPaused) {
-      Connection connection;
+      final Connection connection;
       try {
         connection = await _listener.accept();
       } catch (error, stack) {
         if (_closed) break;
         _controller.addError(error, stack);
+        // An accept on a handle the engine no longer has (closed, or the
+        // engine was shut down) is refused at once, every time: retrying
+        // would spin through failed futures without ever yielding to the
+        // event loop. Close instead, like a listener whose socket is gone.
+        if (!_listenerAlive()) {
+          unawaited(close());
+          break;
+        }
         continue;
       }
       if (_closed) {
@@ -388,6 +406,15 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
       _controller.add(ZigSocket.fromConnection(connection));
     }
     _accepting = false;
+  }
+
+  /// Whether the engine still knows the listener's handle.
+  bool _listenerAlive() {
+    try {
+      return _listener.port >= 0;
+    } on SocketException {
+      return false;
+    }
   }
 
   @override

@@ -138,8 +138,8 @@ def run_iperf(size, secs, cpu_server, cpu_client):
     time.sleep(0.4)
     try:
         p = subprocess.run((["taskset", "-c", cpu_client] if cpu_client else []) +
-                           ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(secs), "-O", "1",
-                            "-l", str(size), "-J"], capture_output=True, text=True, timeout=secs + 30)
+                           ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(max(1, round(secs))), "-O", "1",
+                            "-l", str(size), "-J"], capture_output=True, text=True, timeout=secs + 20)
         d = json.loads(p.stdout)
         return {"mb_per_s": d["end"]["sum_received"]["bits_per_second"] / 8e6,
                 "server_cpu_pct": d["end"]["cpu_utilization_percent"]["remote_total"],

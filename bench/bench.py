@@ -99,6 +99,7 @@ class Server:
         return self.proc.poll() is None
 
     def stop(self):
+        note = ""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -106,10 +107,11 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                note = "[server did not exit within 5 s of SIGTERM: killed]\n"
         try:
-            return self.proc.stderr.read() or ""
-        except Exception:
-            return ""
+            return note + (self.proc.stderr.read() or "")
+        except Exception:  # noqa: BLE001
+            return note
 
 
 # ---------------------------------------------------------------- workloads
@@ -126,7 +128,7 @@ def run_client(port, wl, secs, warmup, server_pid, cpu, label):
     except subprocess.TimeoutExpired:
         return {"error": "client timed out"}
     if p.returncode != 0:
-        return {"error": (p.stderr or p.stdout).strip()[-300:]}
+        return {"error": (p.stderr or p.stdout).strip()[-300:] or f"load client exit code {p.returncode}"}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

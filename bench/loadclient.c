@@ -439,11 +439,16 @@ int main(int argc, char **argv) {
   }
   printf(",\"errors\":%" PRIu64 "}\n", errors_io + errors_verify);
   fflush(stdout);
+  int rc = 0;
+  if ((opt_bulk && total_bytes == 0) || (!opt_bulk && total_done == 0)) {
+    fprintf(stderr, "loadclient: the server %s nothing in %.1f s\n", opt_bulk ? "accepted" : "echoed", secs);
+    rc = 1;
+  }
   /* abortive close (RST): no TIME_WAIT pile-up across many runs */
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
   for (int i = 0; i < opt_conns; i++) {
     setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(conns[i].fd);
   }
-  return 0;
+  return rc;
 }

@@ -232,6 +232,13 @@ static int new_rec(bool listener, int64_t handle, int64_t port, int family) {
 }
 
 static bool g_trace; /* FUZZ_TRACE=1: print every request and completion */
+static bool g_profile; /* FUZZ_PROFILE=1: where the wall time goes, every 1000 inputs */
+static int64_t prof_us[4]; /* wait_some, restart, drain, total */
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 static int add_req(kind k, int ri, int64_t port, int64_t len) {
   REQUIRE(nreqs < MAX_REQS, "request table full");
@@ -399,7 +406,9 @@ static void wait_some(int64_t timeout_ms) {
       break;
     }
   fd_completion c;
+  int64_t t0 = g_profile ? now_us() : 0;
   if (fake_dart_next(port, timeout_ms, &c)) on_completion(&c);
+  if (g_profile) prof_us[0] += now_us() - t0;
   poll_now();
 }
 
@@ -762,7 +771,7 @@ static void op_pair(reader *in) {
   int idx = add_req(K_ACCEPT, li, recs[li].port, 0);
   int32_t rc = tcp_accept(recs[li].handle, id_of(idx));
   REQUIRE(rc == 0, "accept on a live listener: %d", rc);
-  for (int k = 0; k < 4 && !reqs[idx].done; k++) wait_some(10);
+  for (int k = 0; k < 8 && !reqs[idx].done; k++) wait_some(5);
 }
 
 /* A socket whose port goes away: every post to it is refused, and the engine
@@ -793,7 +802,9 @@ static void op_temp_port(reader *in) {
 }
 
 static void engine_down(void) {
+  int64_t t0 = g_profile ? now_us() : 0;
   int32_t rc = tcp_shutdown();
+  if (g_profile) prof_us[1] += now_us() - t0;
   REQUIRE(rc == TCP_OK, "tcp_shutdown: %d", rc);
   engine_up = false;
   REQUIRE(tcp_backend_name() == NULL, "backend name after shutdown");
@@ -815,7 +826,9 @@ static void engine_down(void) {
 }
 
 static void engine_upagain(void) {
+  int64_t t0 = g_profile ? now_us() : 0;
   int32_t rc = tcp_init(fake_dart_api_data());
+  if (g_profile) prof_us[1] += now_us() - t0;
   REQUIRE(rc == TCP_OK, "tcp_init: %d", rc);
   engine_up = true;
   REQUIRE(tcp_backend_name() != NULL && strcmp(tcp_backend_name(), g_backend) == 0,
@@ -907,6 +920,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *b = getenv("ZIG_TCP_BACKEND");
   g_backend = b && b[0] ? b : "io_uring";
   g_trace = getenv("FUZZ_TRACE") != NULL;
+  g_profile = getenv("FUZZ_PROFILE") != NULL;
   port_a = fake_dart_open_port();
   port_b = fake_dart_open_port();
   fds_engine_down = count_fds();
@@ -927,6 +941,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   g_input_no++;
+  int64_t t0 = g_profile ? now_us() : 0;
   nrecs = 0;
   nreqs = 0;
   outstanding = 0;
@@ -948,7 +963,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       case 11: op_bad_handle(&in); break;
       case 12: op_bad_args(&in); break;
       case 13: poll_now(); break;
-      case 14: wait_some(1 + rd8(&in) % 2); break;
+      case 14: wait_some(1); break;
       case 15: op_accessors(&in); break;
       case 16: op_pair(&in); break;
       case 17: if (op >= 200) op_lifecycle(&in); else op_null_empty_write(&in); break;
@@ -960,6 +975,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
   }
+  int64_t t1 = g_profile ? now_us() : 0;
   drain_all();
+  if (g_profile) {
+    int64_t t2 = now_us();
+    prof_us[2] += t2 - t1;
+    prof_us[3] += t2 - t0;
+    if (g_input_no % 1000 == 0)
+      fprintf(stderr, "[profile] per input: %lld us total, %lld waiting in steps+drain, %lld restarting, %lld in the final drain\n",
+              (long long)prof_us[3] / 1000, (long long)prof_us[0] / 1000, (long long)prof_us[1] / 1000,
+              (long long)prof_us[2] / 1000);
+    if (g_input_no % 1000 == 0) memset(prof_us, 0, sizeof prof_us);
+  }
   return 0;
 }

@@ -6,7 +6,8 @@
 #   tools/fuzz.sh --long [SECONDS] [BACKEND...]  long run: 3600 s per backend
 #   tools/fuzz.sh --runs N [BACKEND...]       stop after N executions per backend
 #
-# Backends: io_uring uv (default: both). Each run starts from the seeds in
+# Backends: io_uring uv (default: both). FUZZ_MAX_LEN sets the largest program
+# in bytes (default 192, about 40 engine calls). Each run starts from the seeds in
 # fuzz/corpus plus what earlier runs found (build/fuzz/corpus-BACKEND, not
 # committed). A finding is written to build/fuzz/artifacts-BACKEND/; replay it
 # with  ZIG_TCP_BACKEND=B FUZZ_TRACE=1 build/fuzz/fuzz_ops FILE  (inside
@@ -42,11 +43,22 @@ if ! command -v "$cc" >/dev/null || [ ! -f "$uv_archive" ]; then
 fi
 # The engine's own sources, built straight into the fuzzer so they carry
 # coverage and sanitizer instrumentation (libuv itself is Debian's archive).
+# FUZZ_SRC_REV=REV builds the engine of that commit instead of the work tree
+# (a stable target for a long run while the engine is being edited).
+src_root=.
+if [ -n "${FUZZ_SRC_REV:-}" ]; then
+  src_root="$out/src-$(git rev-parse --short "$FUZZ_SRC_REV")"
+  rm -rf "$src_root" && mkdir -p "$src_root" &&
+    git archive "$FUZZ_SRC_REV" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
+  echo "fuzz: engine of commit $(git rev-parse --short "$FUZZ_SRC_REV")"
+fi
+engine_sources=()
+for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c \
+         src/backend_uv.c; do engine_sources+=("$src_root/$f"); done
 if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
       -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
-      -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -Iinclude -Isrc -Itest_c \
-      fuzz/fuzz_ops.c test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c \
-      src/backend_io_uring.c src/backend_uv.c "$uv_archive" -lpthread -ldl -lrt -o "$out/fuzz_ops.new.$$" ||
+      -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" -I"$src_root/src" -I"$src_root/test_c" \
+      fuzz/fuzz_ops.c "${engine_sources[@]}" "$uv_archive" -lpthread -ldl -lrt -o "$out/fuzz_ops.new.$$" ||
    ! mv -f "$out/fuzz_ops.new.$$" "$out/fuzz_ops"; then  # a rename: running fuzzers keep their binary
   echo "fuzz: build failed"
   echo "0 passed, 1 failed"
@@ -73,7 +85,7 @@ for backend in "${backends[@]}"; do
   start=$(date +%s)
   ZIG_TCP_BACKEND="$backend" ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    "${netns[@]}" "$out/fuzz_ops" "${limit[@]}" -max_len=512 -timeout=60 -rss_limit_mb=4096 \
+    "${netns[@]}" "$out/fuzz_ops" "${limit[@]}" -max_len="${FUZZ_MAX_LEN:-192}" -timeout=60 -rss_limit_mb=4096 \
       -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" fuzz/corpus >"$log" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))

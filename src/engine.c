@@ -59,6 +59,7 @@ void engine_lock(void) { plat_lock(&engine_mutex); }
 void engine_unlock(void) { plat_unlock(&engine_mutex); }
 bool engine_stopping(void) { return E.stopping; }
 bool engine_drained(void) { return E.live_socks == 0 && E.done_head == NULL; }
+bool engine_done_pending(void) { return E.done_head != NULL; }
 
 /* ---- queues --------------------------------------------------------------- */
 

@@ -150,6 +150,8 @@ void engine_sock_released(tcp_sock *s);
 void engine_flush(void);
 /* Lock held: true once stop was asked and no socket or op remains. */
 bool engine_drained(void);
+/* Lock held: completions are queued for the next engine_flush. */
+bool engine_done_pending(void);
 /* Lock held: true once tcp_shutdown asked the I/O thread to stop. */
 bool engine_stopping(void);
 

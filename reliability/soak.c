@@ -1,0 +1,426 @@
+/*
+ * soak.c -- many concurrent connections echoing checksummed data through the
+ * zig_tcp engine, client and server in separate processes (tools/soak.sh).
+ *
+ *   soak server PORTFILE CONNS            listens on 127.0.0.1, echoes CONNS
+ *                                         connections, exits when all closed
+ *   soak client PORT CONNS SECONDS        opens CONNS connections, each sends
+ *                                         messages of 1..MAXMSG bytes and reads
+ *                                         the echo back, for SECONDS after
+ *                                         warm-up; then half-closes, reads to
+ *                                         the end and closes
+ *
+ * The backend is ZIG_TCP_BACKEND's. Every byte the client gets back is
+ * compared with what it sent (a deterministic stream per connection), every
+ * request id must complete exactly once, and the teardown must finish within
+ * a bound. Each process prints its RSS after warm-up (every connection made
+ * and through one round trip), at the end of the timed run (all connections
+ * still open) and after teardown, and last a line
+ *   soak-ROLE: errors=E corrupted=C lost=L ...
+ * which tools/soak.sh checks.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+
+#include "common.h"
+
+#define MAXMSG 4096
+#define READ_MAX (16 * 1024)
+#define CONNECTS_IN_FLIGHT 512
+#define ACCEPTS_IN_FLIGHT 256
+#define TEARDOWN_BOUND_MS 60000
+
+enum { K_CONNECT = 1, K_ACCEPT, K_READ, K_WRITE, K_SHUTW, K_CLOSE };
+static int64_t make_id(uint64_t idx, int kind) { return (int64_t)((idx << 3) | (uint64_t)kind); }
+
+static uint64_t g_errors, g_unexpected;
+static const char *g_role = "soak";
+
+static uint64_t g_unexpected_shown;
+/* A completion that matches no pending request of its kind. */
+static void unexpected(const char *what, uint64_t idx, int64_t result) {
+  g_unexpected++;
+  if (++g_unexpected_shown > 20) return;
+  fprintf(stderr, "%s: unexpected completion: %s on connection %llu, result %lld\n", g_role, what,
+          (unsigned long long)idx, (long long)result);
+}
+
+static void report_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void report_error(const char *fmt, ...) {
+  g_errors++;
+  if (g_errors > 20) return; /* the count is reported; the first few say why */
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "%s: error: ", g_role);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+}
+
+/* ------------------------------------------------------------------ server */
+typedef struct sconn {
+  int64_t h;
+  bool read_pending, shutw_pending, close_pending, eof, closed;
+  uint32_t writes_pending;
+  uint64_t echoed;
+} sconn;
+
+static int run_server(const char *port_file, long conns) {
+  g_role = "soak-server";
+  int64_t port = fake_dart_open_port();
+  const uint8_t lo[4] = {127, 0, 0, 1};
+  int64_t l = tcp_listen(port, lo, 4, 0, 8192, 0, 0);
+  if (l <= 0) {
+    fprintf(stderr, "soak-server: listen failed: %s (os %d)\n", tcp_strerror(l), tcp_last_os_error());
+    return 1;
+  }
+  int32_t lport = tcp_local_port(l);
+  FILE *f = fopen(port_file, "w");
+  if (f == NULL) return 1;
+  fprintf(f, "%d\n", lport);
+  fclose(f);
+  sconn *c = calloc((size_t)conns, sizeof *c);
+  long accepted = 0, accepts_out = 0, closed = 0, warm_count = 0;
+  uint64_t accept_seq = 0, echoed_total = 0;
+  long rss_warm = -1, rss_end = -1;
+  bool listener_closed = false, listener_close_done = false;
+  int64_t last_progress = rel_now_ms();
+  fd_completion batch[512];
+  while (closed < conns || !listener_close_done) {
+    while (!listener_closed && accepted + accepts_out < conns && accepts_out < ACCEPTS_IN_FLIGHT) {
+      int32_t rc = tcp_accept(l, make_id(accept_seq++, K_ACCEPT));
+      if (rc != 0) {
+        report_error("accept refused: %s", tcp_strerror(rc));
+        break;
+      }
+      accepts_out++;
+    }
+    if (!listener_closed && accepted == conns) {
+      listener_closed = true;
+      if (tcp_close(l, make_id(0, K_CLOSE) | ((int64_t)1 << 60)) != 0) report_error("listener close refused");
+    }
+    size_t n = fake_dart_next_batch(port, 1000, batch, 512);
+    if (n == 0) {
+      if (rel_now_ms() - last_progress > TEARDOWN_BOUND_MS * 5) {
+        report_error("no completion for %d s (accepted %ld, closed %ld)", TEARDOWN_BOUND_MS * 5 / 1000,
+                     accepted, closed);
+        break;
+      }
+      continue;
+    }
+    last_progress = rel_now_ms();
+    for (size_t i = 0; i < n; i++) {
+      fd_completion *fc = &batch[i];
+      int64_t id = fc->request_id, res = fc->result;
+      if (id == (make_id(0, K_CLOSE) | ((int64_t)1 << 60))) {
+        listener_close_done = true;
+        if (res != 0) report_error("listener close: %" PRId64, res);
+        continue;
+      }
+      int kind = (int)(id & 7);
+      uint64_t idx = (uint64_t)id >> 3;
+      if (kind == K_ACCEPT) {
+        accepts_out--;
+        if (res <= 0) {
+          report_error("accept failed: %s (os %" PRId64 ")", tcp_strerror(res), fc->payload_int);
+          continue;
+        }
+        if (accepted >= conns) {
+          report_error("more connections than expected");
+          tcp_close(res, make_id((uint64_t)conns + 1, K_CLOSE));
+          continue;
+        }
+        sconn *s = &c[accepted];
+        s->h = res;
+        if (tcp_read(s->h, make_id((uint64_t)accepted, K_READ), READ_MAX) == 0) s->read_pending = true;
+        else report_error("first read refused");
+        accepted++;
+        continue;
+      }
+      if (idx >= (uint64_t)conns) {
+        report_error("completion for unknown id %" PRId64, id);
+        g_unexpected++;
+        fake_dart_release(fc);
+        continue;
+      }
+      sconn *s = &c[idx];
+      switch (kind) {
+        case K_READ:
+          if (!s->read_pending) unexpected("read", idx, res);
+          s->read_pending = false;
+          if (res > 0) {
+            if (fc->payload_kind != FD_PAYLOAD_BYTES || fc->len != (size_t)res) {
+              report_error("read payload of %zu bytes for result %" PRId64, fc->len, res);
+            } else if (tcp_write(s->h, make_id(idx, K_WRITE), fc->data, res) == 0) {
+              s->writes_pending++;
+              if (s->echoed == 0 && ++warm_count == conns) rss_warm = rel_rss_kib();
+              s->echoed += (uint64_t)res;
+              echoed_total += (uint64_t)res;
+            } else {
+              report_error("echo write refused");
+            }
+            if (tcp_read(s->h, make_id(idx, K_READ), READ_MAX) == 0) s->read_pending = true;
+            else report_error("read refused");
+          } else if (res == 0) {
+            if (rss_end < 0) rss_end = rel_rss_kib(); /* the client began its teardown */
+            s->eof = true;
+            if (tcp_shutdown_write(s->h, make_id(idx, K_SHUTW)) == 0) s->shutw_pending = true;
+            else report_error("shutdown_write refused");
+          } else {
+            report_error("read on connection %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res),
+                         fc->payload_int);
+            if (!s->close_pending && tcp_close(s->h, make_id(idx, K_CLOSE)) == 0) s->close_pending = true;
+          }
+          break;
+        case K_WRITE:
+          if (s->writes_pending == 0) unexpected("write", idx, res);
+          s->writes_pending--;
+          if (res < 0) report_error("echo write: %s", tcp_strerror(res));
+          break;
+        case K_SHUTW:
+          if (!s->shutw_pending) unexpected("shutdown_write", idx, res);
+          s->shutw_pending = false;
+          if (res != 0) report_error("shutdown_write: %s", tcp_strerror(res));
+          /* Every echo write came before the FIN: now the socket can go. */
+          if (!s->close_pending && tcp_close(s->h, make_id(idx, K_CLOSE)) == 0) s->close_pending = true;
+          break;
+        case K_CLOSE:
+          if (!s->close_pending || s->closed) unexpected("close", idx, res);
+          s->closed = true;
+          closed++;
+          if (res != 0) report_error("close: %s", tcp_strerror(res));
+          break;
+        default:
+          unexpected("unknown kind", idx, res);
+      }
+      fake_dart_release(fc);
+    }
+  }
+  long rss_after = rel_rss_kib();
+  printf("soak-server: rss_warm_kib=%ld rss_end_kib=%ld rss_after_close_kib=%ld\n", rss_warm, rss_end, rss_after);
+  printf("soak-server: errors=%" PRIu64 " unexpected=%" PRIu64 " accepted=%ld closed=%ld echoed_bytes=%" PRIu64 "\n",
+         g_errors, g_unexpected, accepted, closed, echoed_total);
+  free(c);
+  return g_errors || g_unexpected ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------ client */
+typedef enum { C_IDLE, C_CONNECTING, C_RUNNING, C_DRAINING, C_CLOSING, C_CLOSED } cstate;
+
+typedef struct cconn {
+  int64_t h;
+  cstate state;
+  bool read_pending, shutw_pending;
+  uint32_t writes_pending; /* a message's echo can come back before its write's completion */
+  uint64_t seed, queued, recvd, msg_end, rounds;
+  bool eof;
+} cconn;
+
+static long g_conns_running;
+
+static void client_close(cconn *c, uint64_t idx) {
+  if (c->state == C_CLOSING || c->state == C_CLOSED) return;
+  if (tcp_close(c->h, make_id(idx, K_CLOSE)) == 0) c->state = C_CLOSING;
+  else report_error("close refused");
+}
+
+static void client_next_message(cconn *c, uint64_t idx, bool stopping) {
+  if (stopping) {
+    c->state = C_DRAINING;
+    if (tcp_shutdown_write(c->h, make_id(idx, K_SHUTW)) == 0) c->shutw_pending = true;
+    else report_error("shutdown_write refused");
+    if (tcp_read(c->h, make_id(idx, K_READ), 64) == 0) c->read_pending = true;
+    else report_error("read refused");
+    return;
+  }
+  size_t len = 1 + (size_t)(rel_mix64(c->seed + c->rounds) % MAXMSG);
+  uint8_t buf[MAXMSG];
+  rel_stream_fill(c->seed, c->queued, buf, len);
+  if (tcp_write(c->h, make_id(idx, K_WRITE), buf, (int64_t)len) == 0) {
+    c->writes_pending++;
+    c->queued += len;
+    c->msg_end = c->queued;
+  } else {
+    report_error("write refused");
+  }
+  if (tcp_read(c->h, make_id(idx, K_READ), READ_MAX) == 0) c->read_pending = true;
+  else report_error("read refused");
+}
+
+static int run_client(int32_t tcp_port, long conns, long seconds) {
+  g_role = "soak-client";
+  int64_t port = fake_dart_open_port();
+  const uint8_t lo[4] = {127, 0, 0, 1};
+  cconn *c = calloc((size_t)conns, sizeof *c);
+  long started = 0, connecting = 0, warm = 0, closed = 0;
+  uint64_t corrupted = 0, rounds_total = 0, bytes_total = 0;
+  long rss_warm = -1, rss_end = -1;
+  int64_t t_start = rel_now_ms(), t_warm = -1, t_stop = -1, t_end_run = -1;
+  bool stopping = false;
+  int64_t last_progress = rel_now_ms();
+  fd_completion batch[512];
+  while (closed < conns) {
+    while (started < conns && connecting < CONNECTS_IN_FLIGHT) {
+      cconn *cc = &c[started];
+      cc->seed = rel_mix64(0x50a4ull + (uint64_t)started);
+      int64_t h = tcp_connect(port, make_id((uint64_t)started, K_CONNECT), lo, 4, tcp_port, NULL, 0, 0, 30000);
+      if (h <= 0) {
+        report_error("connect %ld refused: %s (os %d)", started, tcp_strerror(h), tcp_last_os_error());
+        cc->state = C_CLOSED;
+        closed++;
+      } else {
+        cc->h = h;
+        cc->state = C_CONNECTING;
+        connecting++;
+      }
+      started++;
+    }
+    if (!stopping && t_warm >= 0 && rel_now_ms() - t_warm >= seconds * 1000) {
+      stopping = true;
+      t_stop = rel_now_ms();
+      rss_end = rel_rss_kib();
+    }
+    size_t n = fake_dart_next_batch(port, 200, batch, 512);
+    if (n == 0) {
+      int64_t quiet = rel_now_ms() - last_progress;
+      if (quiet > TEARDOWN_BOUND_MS) {
+        report_error("no completion for %d s with %ld connections not closed", TEARDOWN_BOUND_MS / 1000,
+                     conns - closed);
+        break;
+      }
+      continue;
+    }
+    last_progress = rel_now_ms();
+    for (size_t i = 0; i < n; i++) {
+      fd_completion *fc = &batch[i];
+      int kind = (int)(fc->request_id & 7);
+      uint64_t idx = (uint64_t)fc->request_id >> 3;
+      int64_t res = fc->result;
+      if (idx >= (uint64_t)conns) {
+        g_unexpected++;
+        fake_dart_release(fc);
+        continue;
+      }
+      cconn *cc = &c[idx];
+      switch (kind) {
+        case K_CONNECT:
+          connecting--;
+          if (cc->state != C_CONNECTING) unexpected("connect", idx, res);
+          if (res != 0) {
+            report_error("connect %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res), fc->payload_int);
+            client_close(cc, idx);
+            break;
+          }
+          cc->state = C_RUNNING;
+          g_conns_running++;
+          client_next_message(cc, idx, stopping);
+          break;
+        case K_WRITE:
+          if (cc->writes_pending == 0) unexpected("write", idx, res);
+          else cc->writes_pending--;
+          if (res < 0) {
+            report_error("write on %" PRIu64 ": %s", idx, tcp_strerror(res));
+            client_close(cc, idx);
+          }
+          break;
+        case K_READ:
+          if (!cc->read_pending) unexpected("read", idx, res);
+          cc->read_pending = false;
+          if (res > 0) {
+            if (fc->payload_kind != FD_PAYLOAD_BYTES || fc->len != (size_t)res) {
+              report_error("read payload mismatch");
+              break;
+            }
+            if (cc->recvd + (uint64_t)res > cc->queued) {
+              report_error("connection %" PRIu64 " got %" PRIu64 " bytes back, sent %" PRIu64, idx,
+                           cc->recvd + (uint64_t)res, cc->queued);
+            }
+            uint64_t bad = rel_stream_diff(cc->seed, cc->recvd, fc->data, fc->len);
+            if (bad) {
+              corrupted += bad;
+              report_error("connection %" PRIu64 ": %" PRIu64 " corrupted bytes at offset %" PRIu64, idx, bad,
+                           cc->recvd);
+            }
+            cc->recvd += (uint64_t)res;
+            bytes_total += (uint64_t)res;
+            if (cc->recvd < cc->msg_end) {
+              if (tcp_read(cc->h, make_id(idx, K_READ), READ_MAX) == 0) cc->read_pending = true;
+              else report_error("read refused");
+            } else if (cc->state == C_RUNNING) {
+              cc->rounds++;
+              rounds_total++;
+              if (cc->rounds == 1 && ++warm == conns) {
+                t_warm = rel_now_ms();
+                rss_warm = rel_rss_kib();
+                fprintf(stderr, "soak-client: warm: %ld connections through one round trip after %" PRId64 " ms\n",
+                        conns, t_warm - t_start);
+              }
+              client_next_message(cc, idx, stopping);
+            } else {
+              report_error("connection %" PRIu64 ": data after its half-close", idx);
+            }
+          } else if (res == 0) {
+            if (cc->state != C_DRAINING) report_error("connection %" PRIu64 ": unexpected end of stream", idx);
+            if (cc->recvd != cc->queued)
+              report_error("connection %" PRIu64 ": %" PRIu64 " bytes lost", idx, cc->queued - cc->recvd);
+            cc->eof = true;
+            client_close(cc, idx);
+          } else {
+            report_error("read on %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res), fc->payload_int);
+            client_close(cc, idx);
+          }
+          break;
+        case K_SHUTW:
+          if (!cc->shutw_pending) unexpected("shutdown_write", idx, res);
+          cc->shutw_pending = false;
+          if (res != 0) report_error("shutdown_write: %s", tcp_strerror(res));
+          break;
+        case K_CLOSE:
+          if (cc->state != C_CLOSING) unexpected("close", idx, res);
+          if (res != 0) report_error("close: %s", tcp_strerror(res));
+          cc->state = C_CLOSED;
+          closed++;
+          if (closed == conns) t_end_run = rel_now_ms();
+          break;
+        default:
+          unexpected("unknown kind", idx, res);
+      }
+      fake_dart_release(fc);
+    }
+  }
+  long rss_after = rel_rss_kib();
+  uint64_t lost = 0;
+  for (long i = 0; i < conns; i++) lost += c[i].queued - c[i].recvd;
+  double run_s = t_stop > t_warm && t_warm >= 0 ? (double)(t_stop - t_warm) / 1000.0 : 0;
+  printf("soak-client: connections=%ld warm_after_ms=%" PRId64 " run_s=%.1f teardown_ms=%" PRId64 "\n", conns,
+         t_warm >= 0 ? t_warm - t_start : -1, run_s, t_end_run >= 0 && t_stop >= 0 ? t_end_run - t_stop : -1);
+  printf("soak-client: round_trips=%" PRIu64 " echoed_bytes=%" PRIu64 " (%.1f MB/s, %.0f round trips/s)\n", rounds_total,
+         bytes_total, run_s > 0 ? bytes_total / run_s / 1e6 : 0, run_s > 0 ? rounds_total / run_s : 0);
+  printf("soak-client: rss_warm_kib=%ld rss_end_kib=%ld rss_after_close_kib=%ld\n", rss_warm, rss_end, rss_after);
+  printf("soak-client: errors=%" PRIu64 " unexpected=%" PRIu64 " corrupted=%" PRIu64 " lost=%" PRIu64 "\n", g_errors,
+         g_unexpected, corrupted, lost);
+  free(c);
+  return g_errors || g_unexpected || corrupted || lost || t_warm < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 4) {
+    fprintf(stderr, "usage: soak server PORTFILE CONNS | soak client PORT CONNS SECONDS\n");
+    return 2;
+  }
+  long limit = rel_raise_nofile();
+  int32_t rc = tcp_init(fake_dart_api_data());
+  if (rc != TCP_OK) {
+    fprintf(stderr, "soak: tcp_init: %s\n", tcp_strerror(rc));
+    return 1;
+  }
+  fprintf(stderr, "soak-%s: backend %s, fd limit %ld, rss at start %ld KiB\n", argv[1], tcp_backend_name(), limit,
+          rel_rss_kib());
+  int status;
+  if (strcmp(argv[1], "server") == 0) status = run_server(argv[2], atol(argv[3]));
+  else if (argc >= 5 && strcmp(argv[1], "client") == 0) status = run_client(atoi(argv[2]), atol(argv[3]), atol(argv[4]));
+  else status = 2;
+  tcp_shutdown();
+  return status;
+}

@@ -359,7 +359,8 @@ def plot(summary, servers, path):
     a1.set_ylabel("k req/s (median, min-max)")
     a1.set_title("Echo throughput by connections")
     a1.grid(True, alpha=0.3)
-    a1.legend(fontsize=8)
+    if a1.get_legend_handles_labels()[0]:
+        a1.legend(fontsize=8)
 
     wks = [w for w in ("echo 1c d1 64B", "echo 100c d1 64B") if any(r["workload"] == w for r in summary)]
     width = 0.8 / max(1, len(servers))
@@ -382,7 +383,8 @@ def plot(summary, servers, path):
     a2.set_ylabel("RTT µs (median of runs, log)")
     a2.set_title("Echo RTT percentiles (64 B, depth 1; c = connections)")
     a2.grid(True, axis="y", alpha=0.3)
-    a2.legend(fontsize=8)
+    if wks:
+        a2.legend(fontsize=8)
     # CPU cost per request: steadier than req/s when the machine is shared
     wk3 = [w for w in ("echo 100c d1 64B", "echo 1000c d1 64B", "echo 100c d16 1K") if any(r["workload"] == w for r in summary)]
     width3 = 0.8 / max(1, len(servers))
@@ -398,9 +400,11 @@ def plot(summary, servers, path):
     a3.set_ylabel("server CPU µs per request (median)")
     a3.set_title("Server CPU per request (lower is better)")
     a3.grid(True, axis="y", alpha=0.3)
-    a3.legend(fontsize=8)
+    if wk3:
+        a3.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
     return True
 
 

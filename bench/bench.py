@@ -169,8 +169,12 @@ def fmt_size(n):
     return f"{n}B"
 
 
-def matrix(full):
+def matrix(full, smoke=False):
     wls = []
+    if smoke:
+        return [{"mode": "echo", "conns": 1, "depth": 1, "size": 64},
+                {"mode": "echo", "conns": 100, "depth": 16, "size": 1024},
+                {"mode": "bulk", "conns": 1, "size": 65536}]
     if full:
         for conns in (1, 100, 1000):
             for depth in (1, 16):
@@ -412,6 +416,8 @@ def plot(summary, servers, path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--full", action="store_true")
+    ap.add_argument("--smoke", action="store_true",
+                    help="seconds-long check that every server echoes; exit 1 if any run failed")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--warmup", type=float)
@@ -425,9 +431,9 @@ def main():
     ap.add_argument("--out", default=OUT)
     a = ap.parse_args()
 
-    reps = a.reps or (5 if a.full else 2)
-    secs = a.seconds or (3.0 if a.full else 1.5)
-    warm = a.warmup if a.warmup is not None else 0.5
+    reps = a.reps or (5 if a.full else 1 if a.smoke else 2)
+    secs = a.seconds or (3.0 if a.full else 0.3 if a.smoke else 1.5)
+    warm = a.warmup if a.warmup is not None else 0.1 if a.smoke else 0.5
     have_node = not a.no_node and shutil.which("node") is not None
     have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
     spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio,
@@ -435,7 +441,7 @@ def main():
     if a.servers:
         spec = {k: v for k, v in spec.items() if k in a.servers.split(",")}
     servers = list(spec)
-    wls = matrix(a.full)
+    wls = matrix(a.full, a.smoke)
     if a.only:
         wls = [w for w in wls if re.search(a.only, wl_key(w))]
     os.makedirs(a.out, exist_ok=True)
@@ -512,6 +518,12 @@ def main():
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(txt + "\n")
     print("\n" + txt)
+    if a.smoke:
+        failed = [r for r in runs if "error" in r["result"]]
+        for r in failed:
+            print(f"FAILED: {r['server']} {r['workload']}: {r['result']['error']}")
+        print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
+        return 1 if failed else 0
     png = os.path.join(a.out, "benchmark.png")
     if plot(summary, servers, png):
         print(f"\nplot: {os.path.relpath(png, ROOT)}; data: {os.path.relpath(os.path.join(a.out, 'results.json'), ROOT)}")

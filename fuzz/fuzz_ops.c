@@ -605,7 +605,7 @@ static int64_t made_up_handle(reader *in) {
   /* An accepted socket whose completion is still on its way has a live handle
    * that no rec knows yet: a made-up value could name it for real. Only
    * values that can never be such a handle are used then. */
-  if (how % 6 == 0 || how % 6 == 3) {
+  if (how % 6 == 0 || how % 6 == 1 || how % 6 == 3) { /* 1: a freed slot's next generation */
     poll_now();
     if (accept_outstanding()) how = 2;
   }

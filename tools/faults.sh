@@ -176,9 +176,17 @@ else
 
       stream baseline clean 4 2000000 60
 
-      nft_s add rule inet zr in meta l4proto tcp numgen random mod 100 '<' 10 drop
-      nft_s add rule inet zr out meta l4proto tcp numgen random mod 100 '<' 10 drop
+      nft_s add rule inet zr in meta l4proto tcp numgen random mod 100 '<' 10 counter drop
+      nft_s add rule inet zr out meta l4proto tcp numgen random mod 100 '<' 10 counter drop
       stream loss-10pct clean 4 1000000 180
+      # The rule must really have dropped packets, or the check proved nothing.
+      dropped=$( (nft_s list chain inet zr in; nft_s list chain inet zr out) |
+                 sed -nE 's/.*counter packets ([0-9]+).*/\1/p' | awk '{s += $1} END {print s + 0}')
+      if [ "$dropped" -gt 0 ]; then
+        echo "PASS $backend/loss-applied: nftables dropped $dropped packets"; passed=$((passed + 1))
+      else
+        echo "FAIL $backend/loss-applied: the drop rule dropped nothing"; failed=$((failed + 1))
+      fi
       nft_s flush chain inet zr in; nft_s flush chain inet zr out
 
       # This kernel has no nft "queue" expression (CONFIG_NFT_QUEUE unset) but

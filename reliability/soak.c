@@ -256,7 +256,7 @@ static int run_client(int32_t tcp_port, long conns, long seconds) {
   long started = 0, connecting = 0, warm = 0, closed = 0;
   uint64_t corrupted = 0, rounds_total = 0, bytes_total = 0;
   long rss_warm = -1, rss_end = -1;
-  int64_t t_start = rel_now_ms(), t_warm = -1, t_stop = -1, t_end_run = -1;
+  int64_t t_start = rel_now_ms(), t_warm = -1, t_stop = -1, t_end_run = -1, t_sample = 0;
   bool stopping = false;
   int64_t last_progress = rel_now_ms();
   fd_completion batch[512];
@@ -275,6 +275,11 @@ static int run_client(int32_t tcp_port, long conns, long seconds) {
         connecting++;
       }
       started++;
+    }
+    if (!stopping && t_warm >= 0 && rel_now_ms() - t_sample >= 10000) {
+      t_sample = rel_now_ms();
+      fprintf(stderr, "soak-client: t=%" PRId64 "s rss_kib=%ld round_trips=%" PRIu64 "\n", (t_sample - t_warm) / 1000,
+              rel_rss_kib(), rounds_total);
     }
     if (!stopping && t_warm >= 0 && rel_now_ms() - t_warm >= seconds * 1000) {
       stopping = true;
@@ -351,7 +356,7 @@ static int run_client(int32_t tcp_port, long conns, long seconds) {
               cc->rounds++;
               rounds_total++;
               if (cc->rounds == 1 && ++warm == conns) {
-                t_warm = rel_now_ms();
+                t_warm = t_sample = rel_now_ms();
                 rss_warm = rel_rss_kib();
                 fprintf(stderr, "soak-client: warm: %ld connections through one round trip after %" PRId64 " ms\n",
                         conns, t_warm - t_start);

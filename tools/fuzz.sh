@@ -16,6 +16,11 @@
 # The fuzzer runs inside a private network namespace (unshare -n, its own
 # loopback), so its connections and TIME_WAIT sockets never touch the host's
 # port space; without root it falls back to the host loopback.
+# Leaks: libFuzzer's per-input leak check is off (-detect_leaks=0): it runs
+# LeakSanitizer while the engine's I/O thread is mid-flush and then reports the
+# flush's transient buffers (seen on both backends, never reproducible on
+# replay). LeakSanitizer still runs at exit, after tcp_shutdown has joined the
+# I/O thread, and fails the run on any leak.
 # Prints, per backend, executions and coverage, and last `N passed, N failed`
 # (one per backend: passed = no crash, no finding).
 set -uo pipefail
@@ -86,6 +91,7 @@ for backend in "${backends[@]}"; do
   ZIG_TCP_BACKEND="$backend" ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     "${netns[@]}" "$out/fuzz_ops" "${limit[@]}" -max_len="${FUZZ_MAX_LEN:-192}" -timeout=60 -rss_limit_mb=4096 \
+      -detect_leaks=0 \
       -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" fuzz/corpus >"$log" 2>&1
   rc=$?
   took=$(( $(date +%s) - start ))

@@ -17,7 +17,11 @@
  * to the same port with shared = 1 (Dart's ServerSocket.bind(shared: true)).
  * The backend is the engine's default, or ZIG_TCP_BACKEND=io_uring|uv.
  *
- *   engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES]
+ *   engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]
+ *
+ * READS_IN_FLIGHT (default 1, what lib/src/socket.dart does today) keeps that
+ * many tcp_read calls queued per connection (the engine serves them in call
+ * order), to measure what a read-ahead in the Dart layer would gain.
  *
  * Prints "ready PORT BACKEND" once listening; SIGTERM / SIGINT shut the engine
  * down cleanly (tcp_shutdown) and print batching counters on stderr.
@@ -55,6 +59,7 @@ typedef struct isolate {
 
 static int g_sink;
 static int64_t g_read_bytes = 65536;
+static int g_reads_in_flight = 1;
 static atomic_int g_stopping;
 
 static int64_t rid(uint32_t slot, int op) { return ((int64_t)slot << OP_BITS) | op; }
@@ -81,12 +86,23 @@ static void slot_free(isolate *iso, uint32_t s) {
   iso->free_slots[iso->nfree++] = s;
 }
 
+/* Starts closing the connection in slot (once): its handle is kept negated
+ * until the close completes, so late completions of other queued reads are
+ * recognized and ignored. */
+static void close_slot(isolate *iso, uint32_t slot) {
+  int64_t h = iso->handles[slot];
+  if (h <= 0) return;
+  iso->handles[slot] = -h;
+  if (tcp_close(h, rid(slot, OP_CLOSE)) < 0) slot_free(iso, slot);
+}
+
 static void start_read(isolate *iso, uint32_t slot) {
   int64_t h = iso->handles[slot];
+  if (h <= 0) return;
   int32_t r = tcp_read(h, rid(slot, OP_READ), g_read_bytes);
   if (r < 0) {
     iso->errors++;
-    if (tcp_close(h, rid(slot, OP_CLOSE)) < 0) slot_free(iso, slot);
+    close_slot(iso, slot);
   }
 }
 
@@ -100,7 +116,7 @@ static void on_completion(isolate *iso, fd_completion *c) {
         iso->accepts++;
         uint32_t s = slot_alloc(iso, c->result);
         tcp_set_no_delay(c->result, 1);
-        start_read(iso, s);
+        for (int k = 0; k < g_reads_in_flight; k++) start_read(iso, s);
         tcp_accept(iso->listener, rid(0, OP_ACCEPT));
       } else if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN && !atomic_load(&g_stopping)) {
         iso->errors++;
@@ -108,6 +124,7 @@ static void on_completion(isolate *iso, fd_completion *c) {
       }
       break;
     case OP_READ:
+      if (iso->handles[slot] <= 0) break; /* closing: a late read of a closed connection */
       if (c->result > 0) {
         iso->reads++;
         iso->bytes += (uint64_t)c->result;
@@ -121,9 +138,7 @@ static void on_completion(isolate *iso, fd_completion *c) {
         if (c->result < 0 && c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN &&
             c->result != TCP_ERR_CONNECTION_RESET)
           iso->errors++;
-        if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) {
-          if (tcp_close(iso->handles[slot], rid(slot, OP_CLOSE)) < 0) slot_free(iso, slot);
-        }
+        if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
       }
       break;
     case OP_WRITE:
@@ -155,14 +170,15 @@ static void *isolate_main(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES]\n");
+    fprintf(stderr, "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]\n");
     return 2;
   }
   int port = atoi(argv[1]);
   g_sink = argc > 2 && strcmp(argv[2], "sink") == 0;
   if (argc > 3) g_read_bytes = atoll(argv[3]);
   int nisolates = argc > 4 ? atoi(argv[4]) : 1;
-  if (nisolates < 1 || nisolates > 16 || g_read_bytes < 1 || g_read_bytes > TCP_READ_BYTES_MAX) {
+  g_reads_in_flight = argc > 5 ? atoi(argv[5]) : 1;
+  if (nisolates < 1 || nisolates > 16 || g_reads_in_flight < 1 || g_reads_in_flight > 64 || g_read_bytes < 1 || g_read_bytes > TCP_READ_BYTES_MAX) {
     fprintf(stderr, "engine_server: bad arguments\n");
     return 2;
   }

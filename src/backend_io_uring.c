@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -127,8 +128,9 @@ static int32_t uring_init(void) {
    * R_DISABLED: the ring is created here, on the caller's thread, but its
    * single issuer must be the I/O thread, which enables it. */
   static const unsigned flag_sets[] = {
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
-      IORING_SETUP_COOP_TASKRUN,
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+          IORING_SETUP_TASKRUN_FLAG,
+      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       0,
   };
   for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
@@ -444,16 +446,43 @@ static unsigned reap_cqes(void) {
   return reaped;
 }
 
+/* Lock not needed: is there work the I/O thread could do without waiting?
+ * CQEs in the ring, deferred completion work (IORING_SQ_TASKRUN), or SQEs
+ * published but not consumed. */
+static bool work_visible(void) {
+  if (atomic_load_explicit(R.cq_tail, memory_order_acquire) !=
+      atomic_load_explicit(R.cq_head, memory_order_relaxed))
+    return true;
+  if (atomic_load_explicit(R.sq_flags, memory_order_relaxed) & IORING_SQ_TASKRUN) return true;
+  return atomic_load_explicit(R.sq_tail, memory_order_acquire) !=
+         atomic_load_explicit(R.sq_head, memory_order_acquire);
+}
+
+/* Before parking, give other threads (the isolates' threads, often on this
+ * very CPU) a few chances to produce work, so that a busy engine handles
+ * events in batches instead of sleeping and being woken for each one. */
+#define SPIN_YIELDS 8
+
+static void linger_before_park(void) {
+  for (int i = 0; i < SPIN_YIELDS && !work_visible(); i++) sched_yield();
+}
+
 static void uring_run(void) {
   if (R.disabled) sys_register(IORING_REGISTER_ENABLE_RINGS, NULL, 0); /* this thread is the issuer */
   wake_read_armed = false;
+  bool stop_seen = false;
   for (;;) {
+    linger_before_park();
     engine_lock();
     if (!wake_read_armed) wake_read_armed = arm_wake_read();
     /* Park only with nothing to post (a completion queued off this thread
-     * while it was awake needs no eventfd write: it is seen here) and a wake
+     * while it was awake sent no eventfd write: it is seen here) and a wake
      * read armed. */
-    R.parked = wake_read_armed && !engine_done_pending();
+    /* A stop request made while this thread was awake sent no eventfd write
+     * either: take one non-waiting pass when it is first seen. */
+    bool stop_news = engine_stopping() && !stop_seen;
+    stop_seen = engine_stopping();
+    R.parked = wake_read_armed && !engine_done_pending() && !stop_news;
     R.wake_sent = false;
     bool wait = R.parked;
     /* Exactly what is published now: io_uring_enter skips the wait (and the

@@ -663,6 +663,27 @@ static tcp_sock *lookup_io(int64_t connection, int32_t *error) {
   return s;
 }
 
+/* Queues a read, write or shutdown_write on its connection's queue and starts
+ * it if it is first in line; frees op if the call is refused. */
+static int32_t enqueue_io(int64_t connection, tcp_op *op) {
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  if (s != NULL) {
+    op_attach(op, s);
+    if (op->kind == OP_READ) {
+      queue_push(&s->read_queue, &s->read_queue_tail, op);
+      pump_reads(s);
+    } else {
+      queue_push(&s->write_queue, &s->write_queue_tail, op);
+      pump_writes(s);
+    }
+  }
+  engine_unlock();
+  if (s == NULL) op_free(op);
+  return error;
+}
+
 TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_max) {
   last_os_error = 0;
   if (bytes_max <= 0 || bytes_max > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
@@ -675,17 +696,7 @@ TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_m
   }
   op->data = data;
   op->len = (size_t)bytes_max;
-  engine_lock();
-  int32_t error = TCP_OK;
-  tcp_sock *s = lookup_io(connection, &error);
-  if (s != NULL) {
-    op_attach(op, s);
-    queue_push(&s->read_queue, &s->read_queue_tail, op);
-    pump_reads(s);
-  }
-  engine_unlock();
-  if (s == NULL) op_free(op);
-  return error;
+  return enqueue_io(connection, op);
 }
 
 TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t *bytes,
@@ -705,34 +716,14 @@ TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t 
     memcpy(op->data, bytes, (size_t)bytes_len);
   }
   op->len = (size_t)bytes_len;
-  engine_lock();
-  int32_t error = TCP_OK;
-  tcp_sock *s = lookup_io(connection, &error);
-  if (s != NULL) {
-    op_attach(op, s);
-    queue_push(&s->write_queue, &s->write_queue_tail, op);
-    pump_writes(s);
-  }
-  engine_unlock();
-  if (s == NULL) op_free(op);
-  return error;
+  return enqueue_io(connection, op);
 }
 
 TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id) {
   last_os_error = 0;
   tcp_op *op = op_new(OP_SHUTDOWN_WRITE, request_id);
   if (op == NULL) return TCP_ERR_NO_MEMORY;
-  engine_lock();
-  int32_t error = TCP_OK;
-  tcp_sock *s = lookup_io(connection, &error);
-  if (s != NULL) {
-    op_attach(op, s);
-    queue_push(&s->write_queue, &s->write_queue_tail, op);
-    pump_writes(s);
-  }
-  engine_unlock();
-  if (s == NULL) op_free(op);
-  return error;
+  return enqueue_io(connection, op);
 }
 
 TCP_API int32_t tcp_close(int64_t handle, int64_t request_id) {

@@ -121,33 +121,13 @@ final class Connection implements Finalizable {
   /// Whether [close] was called.
   bool get isClosed => _closed != null;
 
-  Future<void> _close() async {
-    _closeFinalizer.detach(this);
-    _handleCountFinalizer.detach(this);
-    final int requestId = _io.newRequestId();
-    final int rc = tcp_close(_handle, requestId);
-    if (rc < 0) {
-      // Already gone (e.g. the engine was shut down): no completion comes.
-      _io.handleClosed();
-      return;
-    }
-    await _io.expect(requestId, _kindClose);
-  }
+  Future<void> _close() => _closeHandle(this, _io, _handle);
 
   /// The local address.
-  InternetAddress get address {
-    final Uint8List buffer = Uint8List(16);
-    final int n = tcp_local_address(_handle, buffer.address);
-    if (n < 0) throw _syncError(n, 'Getting the local address failed');
-    return InternetAddress.fromRawAddress(buffer.sublist(0, n));
-  }
+  InternetAddress get address => _localAddressOf(_handle);
 
   /// The local port.
-  int get port {
-    final int port = tcp_local_port(_handle);
-    if (port < 0) throw _syncError(port, 'Getting the local port failed');
-    return port;
-  }
+  int get port => _localPortOf(_handle);
 
   /// The peer's address.
   InternetAddress get remoteAddress {

@@ -98,3 +98,34 @@ final NativeFinalizer _closeFinalizer = NativeFinalizer(
 /// Tells the isolate's _IOService that a collected handle is gone.
 final Finalizer<_IOService> _handleCountFinalizer =
     Finalizer<_IOService>((_IOService io) => io.handleClosed());
+
+/// Closes the engine handle owned by [owner] (a Connection or a Listener):
+/// detaches its finalizers, then waits for the close completion. If the engine
+/// refuses the close (the handle is already gone, e.g. after zigTcpShutdown),
+/// no completion comes and only the isolate's handle count is updated.
+Future<void> _closeHandle(Object owner, _IOService io, int handle) async {
+  _closeFinalizer.detach(owner);
+  _handleCountFinalizer.detach(owner);
+  final int requestId = io.newRequestId();
+  final int rc = tcp_close(handle, requestId);
+  if (rc < 0) {
+    io.handleClosed();
+    return;
+  }
+  await io.expect(requestId, _kindClose);
+}
+
+/// The local address of [handle] (tcp_local_address).
+InternetAddress _localAddressOf(int handle) {
+  final Uint8List buffer = Uint8List(16);
+  final int n = tcp_local_address(handle, buffer.address);
+  if (n < 0) throw _syncError(n, 'Getting the local address failed');
+  return InternetAddress.fromRawAddress(buffer.sublist(0, n));
+}
+
+/// The local port of [handle] (tcp_local_port).
+int _localPortOf(int handle) {
+  final int port = tcp_local_port(handle);
+  if (port < 0) throw _syncError(port, 'Getting the local port failed');
+  return port;
+}

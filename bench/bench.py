@@ -460,7 +460,9 @@ def main():
             by_cfg = {}
             for wl in wls:
                 mode = "sink" if wl["mode"] == "bulk" else "echo"
-                buf = wl["size"] if wl["mode"] == "bulk" else 65536
+                # servers read up to 64 KiB (the Dart library's default read size),
+                # or the write size when that is larger
+                buf = max(wl["size"], 65536)
                 by_cfg.setdefault((mode, buf), []).append(wl)
             for (mode, buf), group in by_cfg.items():
                 try:

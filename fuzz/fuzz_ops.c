@@ -450,6 +450,7 @@ static void op_listen(reader *in) {
   REQUIRE(h > 0, "listen on loopback failed: %lld (%s, os %d)", (long long)h, tcp_strerror(h),
           tcp_last_os_error());
   int ri = new_rec(true, h, port, v6 ? 6 : 4);
+  if (g_trace) fprintf(stderr, "[trace] listen: rec %d (handle %llx) v6 %d backlog %d shared %d\n", ri, (long long)h, v6, backlog, (flags >> 3) & 1);
   int32_t p = tcp_local_port(h);
   REQUIRE(p > 0 && p < 65536, "listener port %d", p);
   recs[ri].tcp_port = p;
@@ -587,6 +588,7 @@ static void op_finalizer(reader *in) {
   int ri = pick_rec(in, -1);
   if (ri < 0) return;
   tcp_close_finalizer((void *)(intptr_t)recs[ri].handle);
+  if (g_trace) fprintf(stderr, "[trace] finalizer on rec %d (handle %llx)\n", ri, (long long)recs[ri].handle);
   input_used_finalizer = true;
   if (recs[ri].state == R_LIVE && engine_up) recs[ri].state = R_FINALIZED;
 }
@@ -962,6 +964,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   reader in = {data, size, 0};
   for (int step = 0; step < MAX_STEPS && in.i < in.n; step++) {
     uint8_t op = rd8(&in);
+    if (g_trace) fprintf(stderr, "[trace] step %d: op %d (%u)\n", step, op % 20, op);
     switch (op % 20) {
       case 0: op_listen(&in); break;
       case 1: case 2: op_connect(&in); break;

@@ -45,11 +45,12 @@ static int kind_of(int64_t id) { return (int)(id & 7); }
 static uint64_t idx_of(int64_t id) { return (uint64_t)id >> 3; }
 
 static int g_fail;
+static const char *g_backend = "?"; /* prefixes the check names */
 static void failf(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void failf(const char *name, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  printf("FAIL %s: ", name);
+  printf("FAIL %s%s%s: ", strchr(name, '/') ? "" : g_backend, strchr(name, '/') ? "" : "/", name);
   vprintf(fmt, ap);
   printf("\n");
   fflush(stdout);
@@ -60,7 +61,7 @@ static void pass(const char *name, const char *fmt, ...) __attribute__((format(p
 static void pass(const char *name, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  printf("PASS %s: ", name);
+  printf("PASS %s%s%s: ", strchr(name, '/') ? "" : g_backend, strchr(name, '/') ? "" : "/", name);
   vprintf(fmt, ap);
   printf("\n");
   fflush(stdout);
@@ -607,6 +608,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *m = argv[1];
+  g_backend = tcp_backend_name();
   int status = 2;
   if (strcmp(m, "echo-server") == 0 && argc >= 4) status = run_echo_server(argv[2], argv[3]);
   else if (strcmp(m, "stream") == 0 && argc >= 8)

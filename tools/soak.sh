@@ -66,6 +66,7 @@ for backend in "${backends[@]}"; do
   log="$out/soak-$backend.log"
   portfile="$out/soak-$backend.port"
   rm -f "$portfile"
+  : >"$log"
   echo "== soak, backend $backend"
   # Inside the namespace: loopback up, a listen backlog that holds a burst
   # of connects, then the server in the background and the client.
@@ -85,7 +86,7 @@ for backend in "${backends[@]}"; do
     server_rc=$?
     echo "soak: client exit $client_rc, server exit $server_rc"
     [ $client_rc -eq 0 ] && [ $server_rc -eq 0 ]
-  ' soak "${netns[*]:+ns}" "$out/soak" "$portfile" "$conns" "$seconds" >"$log" 2>&1
+  ' soak "${netns[*]:+ns}" "$out/soak" "$portfile" "$conns" "$seconds" >>"$log" 2>&1  # append: two writers
   rc=$?
   cat "$log"
   if [ "$rc" -eq 0 ] && grep -q 'soak-client: errors=0 unexpected=0 corrupted=0 lost=0' "$log" &&

@@ -50,7 +50,7 @@ for backend in io_uring uv; do
     "$out/tcp_suite" >"$log" 2>&1
   rc=$?
   cat "$log"
-  summary="$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)"
+  summary="$(grep -a -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)"
   p="$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$summary")"
   f="$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$summary")"
   if [ -z "$summary" ]; then p=0; f=1; fi

@@ -133,11 +133,20 @@ static int32_t uring_init(void) {
       IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
       0,
   };
+  /* ZIG_TCP_URING_ENTRIES=N (tests): an SQ of N >= 2 entries and a CQ of 2N, so
+   * the SQ-full backlog and CQ overflow paths can be driven on purpose. */
+  unsigned sq_entries = SQ_ENTRIES, cq_entries = CQ_ENTRIES;
+  const char *entries_env = getenv("ZIG_TCP_URING_ENTRIES");
+  if (entries_env != NULL && atoi(entries_env) > 0) {
+    /* At least 2: a connect with a timeout is two linked SQEs. */
+    sq_entries = atoi(entries_env) < 2 ? 2u : (unsigned)atoi(entries_env);
+    cq_entries = 2 * sq_entries;
+  }
   for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flag_sets[i];
-    p.cq_entries = CQ_ENTRIES;
-    R.ring_fd = sys_setup(SQ_ENTRIES, &p);
+    p.cq_entries = cq_entries;
+    R.ring_fd = sys_setup(sq_entries, &p);
     if (R.ring_fd >= 0 || errno != EINVAL) break;
   }
   if (R.ring_fd < 0) {
@@ -482,7 +491,9 @@ static void uring_run(void) {
      * either: take one non-waiting pass when it is first seen. */
     bool stop_news = engine_stopping() && !stop_seen;
     stop_seen = engine_stopping();
-    R.parked = wake_read_armed && !engine_done_pending() && !stop_news;
+    /* Never with a backlog: nothing would wake us to drain it, and this
+     * io_uring_enter empties the SQ, so the next pass has room for it. */
+    R.parked = wake_read_armed && !engine_done_pending() && !stop_news && R.backlog_head == NULL;
     R.wake_sent = false;
     bool wait = R.parked;
     /* Exactly what is published now: io_uring_enter skips the wait (and the

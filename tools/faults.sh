@@ -7,7 +7,8 @@
 # Local faults (a private network namespace with only loopback, or the host
 # loopback without root): peer RST during a pending read and a pending write,
 # EMFILE on accept and connect with recovery, a burst of 70,000 cancelled
-# accepts (beyond the io_uring CQ size).
+# accepts; on io_uring also all three again on a 2-entry ring
+# (ZIG_TCP_URING_ENTRIES=2: SQ-full backlog and CQ overflow).
 #
 # Network faults (need root, ip, nft): two namespaces joined by a veth pair,
 # 10.77.0.1 (client) and 10.77.0.2 (server), made and removed by this script;
@@ -93,6 +94,23 @@ for backend in "${backends[@]}"; do
       ZIG_TCP_BACKEND=$backend timeout 300 "$faults" $check >"$log" 2>&1
     fi
     tally "$backend/${check%% *}" "$log" $?
+  done
+done
+# io_uring on a 2-entry SQ / 4-entry CQ (ZIG_TCP_URING_ENTRIES): the same
+# faults through the SQ-full backlog and CQ overflow (NODROP) paths.
+for backend in "${backends[@]}"; do
+  [ "$backend" = io_uring ] || continue
+  echo "== local faults, backend io_uring, ZIG_TCP_URING_ENTRIES=2"
+  for check in rst-peer emfile "overflow 5000"; do
+    log="$out/faults-tiny-ring-${check%% *}.log"
+    if $can_netns; then
+      ZIG_TCP_URING_ENTRIES=2 ZIG_TCP_BACKEND=io_uring timeout 300 unshare -n sh -c 'ip link set lo up && exec "$@"' \
+        faults "$faults" $check >"$log" 2>&1
+    else
+      ZIG_TCP_URING_ENTRIES=2 ZIG_TCP_BACKEND=io_uring timeout 300 "$faults" $check >"$log" 2>&1
+    fi
+    sed -i 's/^\(PASS\|FAIL\) io_uring\//\1 io_uring-ring2\//' "$log"
+    tally "io_uring-ring2/${check%% *}" "$log" $?
   done
 done
 

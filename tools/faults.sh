@@ -35,27 +35,10 @@ backends=("$@")
 [ ${#backends[@]} -eq 0 ] && backends=(io_uring uv)
 
 out=build/reliability
-mkdir -p "$out"
+source "$root/tools/reliability-build.sh"
 cc="${FAULTS_CC:-clang-14}"
 command -v "$cc" >/dev/null || cc=cc
-uv_archive=/usr/lib/x86_64-linux-gnu/libuv_a.a
-src_root=.
-if [ -n "${FAULTS_SRC_REV:-}" ]; then
-  src_root="$out/src-faults-$(git rev-parse --short "$FAULTS_SRC_REV")"
-  rm -rf "$src_root" && mkdir -p "$src_root" &&
-    git archive "$FAULTS_SRC_REV" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
-fi
-engine=()
-for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c \
-         src/backend_uv.c; do engine+=("$src_root/$f"); done
-if [ ! -f "$uv_archive" ] ||
-   ! "$cc" -O1 -g -std=gnu11 -Wall -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" \
-      -I"$src_root/src" -I"$src_root/test_c" reliability/faults.c "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \
-      -o "$out/faults.new.$$" || ! mv -f "$out/faults.new.$$" "$out/faults"; then
-  echo "faults: build failed (needs $cc and $uv_archive from libuv1-dev)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+reliability_build faults -O1 "$cc" "${FAULTS_SRC_REV:-}"
 faults="$root/$out/faults"
 
 passed=0 failed=0 skipped=0

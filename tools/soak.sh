@@ -30,27 +30,8 @@ backends=("$@")
 conns="${SOAK_CONNS:-10000}"
 
 out=build/reliability
-mkdir -p "$out"
-cc="${SOAK_CC:-clang-14}"
-command -v "$cc" >/dev/null || cc=cc
-uv_archive=/usr/lib/x86_64-linux-gnu/libuv_a.a
-src_root=.
-if [ -n "${SOAK_SRC_REV:-}" ]; then
-  src_root="$out/src-$(git rev-parse --short "$SOAK_SRC_REV")"
-  rm -rf "$src_root" && mkdir -p "$src_root" &&
-    git archive "$SOAK_SRC_REV" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
-fi
-engine=()
-for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c \
-         src/backend_uv.c; do engine+=("$src_root/$f"); done
-if [ ! -f "$uv_archive" ] ||
-   ! "$cc" -O2 -g -std=gnu11 -Wall -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" \
-      -I"$src_root/src" -I"$src_root/test_c" reliability/soak.c "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \
-      -o "$out/soak.new.$$" || ! mv -f "$out/soak.new.$$" "$out/soak"; then
-  echo "soak: build failed (needs $cc and $uv_archive from libuv1-dev)"
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+source "$root/tools/reliability-build.sh"
+reliability_build soak -O2 "${SOAK_CC:-clang-14}" "${SOAK_SRC_REV:-}"
 
 netns=()
 if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null &&

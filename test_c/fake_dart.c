@@ -359,8 +359,10 @@ bool fake_dart_post_cobject(dart_port_id port_id, dart_cobject *message) {
   while (last->next != NULL) last = last->next;
   if (p->tail) p->tail->next = list; else p->head = list;
   p->tail = last;
-  broadcast();
   unlock();
+  /* Wake after unlocking: a woken receiver on this CPU would otherwise preempt
+   * the poster only to block on the lock it still holds (two extra switches). */
+  broadcast();
   return true;
 }
 

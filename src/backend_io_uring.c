@@ -58,6 +58,12 @@ typedef struct uring_op {
 } uring_op;
 _Static_assert(sizeof(uring_op) <= OP_BACKEND_BYTES, "uring_op must fit in tcp_op.backend");
 
+/* What the backend keeps inside each socket (s->backend). */
+typedef struct uring_sock {
+  bool read_drained; /* the last read returned less than asked: the socket is likely empty */
+} uring_sock;
+_Static_assert(sizeof(uring_sock) <= SOCK_BACKEND_BYTES, "uring_sock must fit in tcp_sock.backend");
+
 static struct {
   int ring_fd;
   void *sq_ring, *cq_ring;
@@ -72,6 +78,7 @@ static struct {
   struct io_uring_cqe *cqes;
   unsigned sq_tail_local; /* SQEs written so far (published at once) */
   bool disabled;          /* set up R_DISABLED: the I/O thread enables it */
+  bool recv_poll_first;   /* IORING_RECVSEND_POLL_FIRST is known (5.19+) */
   int wake_fd;            /* eventfd: a write wakes a parked I/O thread */
   uint64_t wake_value;    /* buffer of the pending eventfd read */
   bool parked;            /* the I/O thread waits (or is about to) */
@@ -80,6 +87,7 @@ static struct {
 } R = {.ring_fd = -1, .wake_fd = -1};
 
 static uring_op *uop(tcp_op *op) { return (uring_op *)op->backend; }
+static uring_sock *usock(tcp_sock *s) { return (uring_sock *)s->backend; }
 
 static int sys_setup(unsigned entries, struct io_uring_params *p) {
   return (int)syscall(__NR_io_uring_setup, entries, p);
@@ -142,9 +150,10 @@ static int32_t uring_init(void) {
     sq_entries = atoi(entries_env) < 2 ? 2u : (unsigned)atoi(entries_env);
     cq_entries = 2 * sq_entries;
   }
-  for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+  size_t flag_set = 0;
+  for (; flag_set < sizeof(flag_sets) / sizeof(flag_sets[0]); flag_set++) {
     memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flag_sets[i];
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flag_sets[flag_set];
     p.cq_entries = cq_entries;
     R.ring_fd = sys_setup(sq_entries, &p);
     if (R.ring_fd >= 0 || errno != EINVAL) break;
@@ -155,6 +164,8 @@ static int32_t uring_init(void) {
     return TCP_ERR_UNSUPPORTED;
   }
   R.disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
+  /* The first two flag sets need 5.19+, as POLL_FIRST does. */
+  R.recv_poll_first = R.ring_fd >= 0 && flag_set < 2;
   R.wake_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring waits for it by poll */
   if (R.wake_fd < 0) {
     unmap_all();
@@ -271,6 +282,9 @@ static bool submit_op(tcp_op *op) {
       sqe->fd = fd;
       sqe->addr = (uint64_t)(uintptr_t)op->data;
       sqe->len = (unsigned)op->len;
+      /* A read issued right after the last one emptied the socket (request /
+       * response) would fail its first attempt: go straight to waiting. */
+      if (R.recv_poll_first && usock(op->sock)->read_drained) sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
       break;
     case OP_WRITE: {
       size_t left = op->len - op->done;
@@ -372,7 +386,7 @@ static bool arm_wake_read(void) {
 }
 
 static int32_t uring_adopt(tcp_sock *s) {
-  (void)s;
+  memset(usock(s), 0, sizeof(uring_sock));
   return TCP_OK;
 }
 
@@ -407,6 +421,7 @@ static void handle_cqe(uint64_t data, int res) {
       else engine_op_done(op, -1, -res);
       return;
     case OP_READ:
+      if (res >= 0) usock(op->sock)->read_drained = (size_t)res < op->len;
       if (res >= 0) engine_op_done(op, res, 0);
       else if (retry_errno(res) && !closing) resubmit(op);
       else engine_op_done(op, -1, -res);

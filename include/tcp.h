@@ -40,9 +40,12 @@
  *     result     : int64. >= 0 on success, a negative TCP_ERR_* code on error.
  *     payload    : on error, the OS error code (int64: errno on POSIX, the
  *                  WSA/Win32 code on Windows; 0 when the error did not come from
- *                  the OS). On a successful read with result > 0, external
- *                  typed data (Uint8List) of exactly `result` bytes; the Dart VM
- *                  owns it and frees it with its finalizer. Otherwise null.
+ *                  the OS). On a successful read with result > 0, a Uint8List
+ *                  of exactly `result` bytes: up to TCP_READ_COPY_BYTES_MAX as
+ *                  typed data (the VM copies it; the engine's read buffer is
+ *                  reused at once), above that as external typed data (no
+ *                  copy; the VM owns the buffer and frees it with its
+ *                  finalizer). Otherwise null.
  *   Results per operation:
  *     connect        : 0 when connected.
  *     accept         : the new connection's handle (> 0).
@@ -124,6 +127,9 @@ extern "C" {
 /* Largest bytes_max for one tcp_read and bytes_len for one tcp_write. */
 #define TCP_READ_BYTES_MAX (64 * 1024 * 1024)
 #define TCP_WRITE_BYTES_MAX (1024 * 1024 * 1024)
+/* A read of at most this many bytes arrives as typed data (copied into the
+ * isolate's heap); a larger one as external typed data (no copy). */
+#define TCP_READ_COPY_BYTES_MAX 4096
 
 /* ---- engine lifetime ----------------------------------------------------- */
 

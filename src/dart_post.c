@@ -56,6 +56,11 @@ static bool post_group(int64_t port, tcp_op **ops, size_t n) {
     if (op->result < 0) {
       payload->type = DART_COBJECT_INT64;
       payload->value.as_int64 = op->os_error;
+    } else if (op->kind == OP_READ && op->result > 0 && op->data_by_copy) {
+      payload->type = DART_COBJECT_TYPED_DATA; /* the VM copies it; op_free frees ours */
+      payload->value.as_typed_data.type = DART_TYPED_DATA_UINT8;
+      payload->value.as_typed_data.length = (intptr_t)op->result;
+      payload->value.as_typed_data.values = op->data;
     } else if (op->kind == OP_READ && op->result > 0) {
       payload->type = DART_COBJECT_EXTERNAL_TYPED_DATA;
       payload->value.as_external_typed_data.type = DART_TYPED_DATA_UINT8;
@@ -78,6 +83,11 @@ static bool post_group(int64_t port, tcp_op **ops, size_t n) {
   return posted;
 }
 
+/* Does a posted op's data now belong to the VM (external typed data)? */
+static bool hands_over_data(const tcp_op *op) {
+  return op->kind == OP_READ && op->result > 0 && !op->data_by_copy;
+}
+
 void dart_post_ops(tcp_op *list) {
   size_t n = 0;
   for (tcp_op *op = list; op; op = op->next) n++;
@@ -90,7 +100,7 @@ void dart_post_ops(tcp_op *list) {
     free(group);
     for (tcp_op *op = list, *next; op; op = next) {
       next = op->next;
-      if (post_group(op->dart_port, &op, 1) && op->kind == OP_READ && op->result > 0) op->data = NULL;
+      if (post_group(op->dart_port, &op, 1) && hands_over_data(op)) op->data = NULL;
       op_free(op);
     }
     return;
@@ -112,7 +122,7 @@ void dart_post_ops(tcp_op *list) {
     bool posted = post_group(port, group, count);
     for (size_t j = 0; j < count; j++) {
       /* On success the VM owns the read data (its finalizer frees it). */
-      if (posted && group[j]->kind == OP_READ && group[j]->result > 0) group[j]->data = NULL;
+      if (posted && hands_over_data(group[j])) group[j]->data = NULL;
       op_free(group[j]);
     }
   }

@@ -26,6 +26,7 @@ typedef pthread_t plat_thread;
 #endif
 
 #define NO_SLOT UINT32_MAX
+#define READ_POOL_BUFFERS_MAX 64
 #define GENERATION_MAX 0x7fffffffu
 
 typedef struct slot {
@@ -50,6 +51,12 @@ static struct {
   size_t live_socks;
   tcp_op *done_head, *done_tail; /* completions waiting for engine_flush */
   bool wake_pending;             /* the I/O thread was woken to flush them */
+  /* Idle read buffers, all of read_pool_bytes capacity (the size most recent
+   * reads asked for): a read whose result is copied out gives its buffer back
+   * here for the next read, instead of a malloc + free of bytes_max per read. */
+  uint8_t *read_pool[READ_POOL_BUFFERS_MAX];
+  uint32_t read_pool_len;
+  size_t read_pool_bytes;
 } E = {.free_head = NO_SLOT};
 
 static _Thread_local bool on_io_thread;
@@ -196,6 +203,30 @@ static tcp_sock *sock_create(sock_kind kind, int64_t dart_port, os_socket fd, in
   return s;
 }
 
+/* ---- read buffers ----------------------------------------------------------- */
+
+/* Lock held. A buffer of bytes, or NULL when out of memory. */
+static uint8_t *read_buffer_take(size_t bytes) {
+  if (E.read_pool_len > 0 && E.read_pool_bytes == bytes) return E.read_pool[--E.read_pool_len];
+  return malloc(bytes);
+}
+
+/* Lock held. Keeps buffer for a later read of the same size, or frees it. */
+static void read_buffer_give(uint8_t *buffer, size_t bytes) {
+  if (buffer == NULL) return;
+  if (E.read_pool_bytes != bytes) {
+    /* Reads changed size: the pool follows the newest one. */
+    while (E.read_pool_len > 0) free(E.read_pool[--E.read_pool_len]);
+    E.read_pool_bytes = bytes;
+  }
+  if (E.read_pool_len < READ_POOL_BUFFERS_MAX) E.read_pool[E.read_pool_len++] = buffer;
+  else free(buffer);
+}
+
+static void read_pool_free(void) {
+  while (E.read_pool_len > 0) free(E.read_pool[--E.read_pool_len]);
+}
+
 /* ---- operations and completions ------------------------------------------ */
 
 static tcp_op *op_new(op_kind kind, int64_t request_id) {
@@ -246,10 +277,19 @@ static void release_sock(tcp_sock *s) {
   E.backend->release(s);
 }
 
-/* Lock held. Start the next read if none is in flight. */
+/* Lock held. Start the next read if none is in flight. Its buffer is taken
+ * only now, so reads queued behind it hold no memory. */
 static void pump_reads(tcp_sock *s) {
-  if (s->closing || !s->connected) return;
-  if (s->read_queue != NULL && !s->read_queue->started) start_op(s->read_queue);
+  while (!s->closing && s->connected && s->read_queue != NULL && !s->read_queue->started) {
+    tcp_op *op = s->read_queue;
+    if (op->data == NULL) op->data = read_buffer_take(op->len);
+    if (op->data != NULL) {
+      start_op(op);
+      return;
+    }
+    queue_remove(&s->read_queue, &s->read_queue_tail, op);
+    complete(op, TCP_ERR_NO_MEMORY, 0);
+  }
 }
 
 /* Lock held. Run the write queue in order: the core itself performs
@@ -326,8 +366,22 @@ static void op_finish(tcp_op *op, int64_t result, int64_t os_error) {
   switch (op->kind) {
     case OP_READ:
       queue_remove(&s->read_queue, &s->read_queue_tail, op);
-      if (result > 0 && (size_t)result <= op->len / 2) {
-        /* Give back what the read did not use (an in-place shrink). */
+      if (result <= 0) {
+        read_buffer_give(op->data, op->len);
+        op->data = NULL;
+      } else if (result <= TCP_READ_COPY_BYTES_MAX) {
+        /* Small: an exact copy travels (the VM copies it again into the
+         * isolate's heap) and the buffer serves the next read. */
+        uint8_t *copy = malloc((size_t)result);
+        if (copy != NULL) {
+          memcpy(copy, op->data, (size_t)result);
+          read_buffer_give(op->data, op->len);
+          op->data = copy;
+          op->data_by_copy = true;
+        }
+      } else if ((size_t)result <= op->len / 2) {
+        /* Large: the buffer itself goes to the VM as external typed data;
+         * give back what the read did not use (an in-place shrink). */
         uint8_t *smaller = realloc(op->data, (size_t)result);
         if (smaller != NULL) op->data = smaller;
       }
@@ -529,6 +583,7 @@ TCP_API int32_t tcp_shutdown(void) {
   const backend_vtable *backend = E.backend;
   E.running = false;
   E.stopping = false;
+  read_pool_free();
   engine_unlock();
   backend->destroy();
   plat_unlock(&lifecycle_mutex);
@@ -688,14 +743,8 @@ TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_m
   last_os_error = 0;
   if (bytes_max <= 0 || bytes_max > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
   tcp_op *op = op_new(OP_READ, request_id);
-  uint8_t *data = malloc((size_t)bytes_max);
-  if (op == NULL || data == NULL) {
-    free(op);
-    free(data);
-    return TCP_ERR_NO_MEMORY;
-  }
-  op->data = data;
-  op->len = (size_t)bytes_max;
+  if (op == NULL) return TCP_ERR_NO_MEMORY;
+  op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
   return enqueue_io(connection, op);
 }
 

@@ -71,7 +71,8 @@ struct tcp_op {
   /* completion, filled by engine_op_* */
   int64_t result;
   int64_t os_error;
-  uint8_t *data;             /* read: engine-owned buffer; write: engine copy */
+  uint8_t *data;             /* read: engine-owned buffer (set when started); write: engine copy */
+  bool data_by_copy;         /* read: data is an exact-size copy, posted as typed data the VM copies */
   size_t len;                /* read: capacity; write: total bytes */
   size_t done;               /* write: bytes written so far; read: bytes read */
   int64_t timeout_ms;        /* connect */

@@ -249,10 +249,15 @@ static void file_completion(fd_completion *c) {
             "(Dart_CObject type %d)",
             kn, id, res, h_code_name(res), (int)r->c.payload_type);
   } else if (r->kind == K_READ && res > 0) {
-    if (r->c.payload_type != DART_COBJECT_EXTERNAL_TYPED_DATA &&
-        r->c.payload_type != DART_COBJECT_UNMODIFIABLE_EXTERNAL_TYPED_DATA)
-      FAILF("read %lld returned %lld bytes but payload is not external typed data (type %d)", id,
-            res, (int)r->c.payload_type);
+    /* Small reads travel as typed data the VM copies, large ones as external. */
+    bool external = r->c.payload_type == DART_COBJECT_EXTERNAL_TYPED_DATA ||
+                    r->c.payload_type == DART_COBJECT_UNMODIFIABLE_EXTERNAL_TYPED_DATA;
+    if (res <= TCP_READ_COPY_BYTES_MAX && r->c.payload_type != DART_COBJECT_TYPED_DATA)
+      FAILF("read %lld returned %lld bytes (<= %d) but payload is not typed data (type %d)", id, res,
+            TCP_READ_COPY_BYTES_MAX, (int)r->c.payload_type);
+    if (res > TCP_READ_COPY_BYTES_MAX && !external)
+      FAILF("read %lld returned %lld bytes (> %d) but payload is not external typed data (type %d)",
+            id, res, TCP_READ_COPY_BYTES_MAX, (int)r->c.payload_type);
     if (r->c.data_type != DART_TYPED_DATA_UINT8)
       FAILF("read %lld payload is typed data of type %d, not Uint8", id, (int)r->c.data_type);
     if ((long long)r->c.len != res)
@@ -1342,11 +1347,15 @@ static void test_port_gone(void) {
   int64_t c;
   CHECK_EQ(h_result(h_connect(pb, H_LOOPBACK4, 4, tcp_local_port(l), 0, &c)), 0);
   int64_t s = h_accepted(a);
-  h_write_all(s, "payload", 7);
+  /* More than TCP_READ_COPY_BYTES_MAX: the refused read would have handed its
+   * buffer over as external typed data, so the engine must free it itself. */
+  static uint8_t payload[3 * TCP_READ_COPY_BYTES_MAX];
+  memset(payload, 'p', sizeof payload);
+  h_write_all(s, payload, sizeof payload);
   fd_stats st0, st1;
   fake_dart_stats(&st0);
   h_close_port(pb); /* the "isolate" of the client goes away */
-  h_read(c, 4096);  /* completes with data: the post is refused, the engine frees it */
+  h_read(c, 65536); /* completes with data: the post is refused, the engine frees it */
   if (!fake_dart_wait_refused(st0.posts_refused + 1, h_timeout_ms))
     FAILF("the read's completion was never posted (refused count stayed %llu)",
           (unsigned long long)st0.posts_refused);

@@ -121,6 +121,8 @@ def run_client(port, wl, secs, warmup, server_pid, cpu, label):
             "--warmup", str(warmup), "--server-pid", str(server_pid), "--label", label]
     if wl["mode"] == "echo":
         argv += ["--depth", str(wl["depth"])]
+    if wl.get("rate"):
+        argv += ["--rate", str(wl["rate"])]
     if cpu is not None:
         argv = ["taskset", "-c", cpu] + argv
     try:
@@ -160,6 +162,7 @@ def wl_key(wl):
     if wl["mode"] == "bulk":
         return f"bulk {wl['conns']}c {fmt_size(wl['size'])}{' samecpu' if wl.get('samecpu') else ''}"
     return (f"echo {wl['conns']}c d{wl['depth']} {fmt_size(wl['size'])}"
+            f"{' @' + str(wl['rate'] // 1000) + 'k' if wl.get('rate') else ''}"
             f"{' samecpu' if wl.get('samecpu') else ''}")
 
 
@@ -185,6 +188,9 @@ def matrix(full, smoke=False):
         wls.insert(6, {"mode": "echo", "conns": 10, "depth": 1, "size": 64})  # for the by-connections curve
         for conns in (1, 100):
             wls.append({"mode": "echo", "conns": conns, "depth": 1, "size": 64, "samecpu": True})
+        # offered load below saturation: server CPU per request is the server's own cost
+        for conns, rate in ((100, 50000), (100, 100000), (1000, 100000)):
+            wls.append({"mode": "echo", "conns": conns, "depth": 1, "size": 64, "rate": rate})
         for size in (1024, 16384, 131072):
             wls.append({"mode": "bulk", "conns": 1, "size": size})
     else:
@@ -195,6 +201,7 @@ def matrix(full, smoke=False):
             {"mode": "echo", "conns": 100, "depth": 16, "size": 1024},
             {"mode": "echo", "conns": 10, "depth": 1, "size": 16384},
             {"mode": "echo", "conns": 100, "depth": 1, "size": 64, "samecpu": True},
+            {"mode": "echo", "conns": 100, "depth": 1, "size": 64, "rate": 100000},
             {"mode": "bulk", "conns": 1, "size": 131072},
         ]
     return wls
@@ -282,17 +289,18 @@ def table(summary, wls):
         if wl["mode"] == "echo":
             base = next((r for r in rows if r["server"] == "epoll" and r.get("req_per_s")), None)
             lines.append("| server | req/s median (min-max) | vs epoll | RTT p50 µs | p99 µs | p99.9 µs "
-                         "| server CPU µs/req | server ctx sw/req |")
-            lines.append("|---|---|---|---|---|---|---|---|")
+                         "| server CPU µs/req | server ctx sw/req | client CPU µs/req |")
+            lines.append("|---|---|---|---|---|---|---|---|---|")
             for r in rows:
                 if not r.get("req_per_s"):
-                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | | | | | |")
+                    lines.append(f"| {r['server']} | failed: {r.get('last_error', '')[:60]} | | | | | | | |")
                     continue
                 ratio = (f"{r['req_per_s']['median'] / base['req_per_s']['median']:.2f}x" if base else "-")
                 lines.append(
                     f"| {r['server']} | {fmt_med(r['req_per_s'])} | {ratio} | {fmt_med(r['rtt_p50_us'], 1)} | "
                     f"{fmt_med(r['rtt_p99_us'], 1)} | {fmt_med(r['rtt_p999_us'], 1)} | "
-                    f"{fmt_med(r['server_cpu_us_per_req'], 2)} | {fmt_med(r['server_ctxsw_per_req'], 2)} |")
+                    f"{fmt_med(r['server_cpu_us_per_req'], 2)} | {fmt_med(r['server_ctxsw_per_req'], 2)} | "
+                    f"{fmt_med(r['client_cpu_us_per_req'], 2)} |")
         else:
             base = next((r for r in rows if r["server"] == "iperf3" and r.get("mb_per_s")), None)
             lines.append("| server | MB/s median (min-max) | vs iperf3 | server CPU ns/KiB |")
@@ -390,7 +398,9 @@ def plot(summary, servers, path):
     if wks:
         a2.legend(fontsize=8)
     # CPU cost per request: steadier than req/s when the machine is shared
-    wk3 = [w for w in ("echo 100c d1 64B", "echo 1000c d1 64B", "echo 100c d16 1K") if any(r["workload"] == w for r in summary)]
+    wk3 = [w for w in ("echo 100c d1 64B @50k", "echo 100c d1 64B @100k", "echo 1000c d1 64B @100k",
+                       "echo 100c d1 64B", "echo 1000c d1 64B", "echo 100c d16 1K")
+           if any(r["workload"] == w for r in summary)]
     width3 = 0.8 / max(1, len(servers))
     for si, srv in enumerate(servers):
         vals = []
@@ -400,9 +410,9 @@ def plot(summary, servers, path):
             vals.append(m["median"] if m else 0)
         a3.bar([i + si * width3 for i in range(len(vals))], vals, width=width3, label=srv)
     a3.set_xticks([i + 0.4 - width3 / 2 for i in range(len(wk3))])
-    a3.set_xticklabels([w.replace("echo ", "") for w in wk3], fontsize=8)
+    a3.set_xticklabels([w.replace("echo ", "") for w in wk3], fontsize=7, rotation=20)
     a3.set_ylabel("server CPU µs per request (median)")
-    a3.set_title("Server CPU per request (lower is better)")
+    a3.set_title("Server CPU per request (lower is better;\n@N k = fixed offered load, below saturation)", fontsize=9)
     a3.grid(True, axis="y", alpha=0.3)
     if wk3:
         a3.legend(fontsize=8)

@@ -12,13 +12,21 @@
  *   bulk  N connections write `size`-byte chunks as fast as the server takes
  *         them (one-way; the server reads and discards). Reports MB/s.
  *
+ * --rate R (echo): offered load of R requests per second in total instead of
+ * "as fast as the server answers". A finished request frees its slot, and the
+ * slot is sent again when the pacer grants a credit (credits accrue at R per
+ * second, handed out at least every 100 us, at most conns * depth banked).
+ * With the server below saturation, its CPU per request is its own cost: at
+ * full speed both processes of this 2-vCPU box run at 100 % and every
+ * server's CPU per request is just 1 / req_s.
+ *
  * Run: warm-up seconds (not counted), then measured seconds. CPU time: this
  * process by getrusage, the server (optional --server-pid) by
  * /proc/PID/stat utime+stime (all its threads). Output: one JSON line.
  *
  *   loadclient --port P [--host 127.0.0.1] [--mode echo|bulk] [--conns N]
  *              [--depth D] [--size BYTES] [--seconds S] [--warmup S]
- *              [--server-pid PID] [--label TEXT] [--connect-timeout S]
+ *              [--server-pid PID] [--label TEXT] [--connect-timeout S] [--rate R]
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -92,11 +100,13 @@ static size_t opt_size = 64;
 static double opt_seconds = 5, opt_warmup = 1, opt_connect_timeout = 10;
 static int opt_server_pid = 0;
 static const char *opt_label = "";
+static double opt_rate = 0; /* requests per second offered; 0 = closed loop */
 
 static void usage(void) {
   fprintf(stderr,
           "usage: loadclient --port P [--host H] [--mode echo|bulk] [--conns N] [--depth D]\n"
-          "                  [--size B] [--seconds S] [--warmup S] [--server-pid PID] [--label L]\n");
+          "                  [--size B] [--seconds S] [--warmup S] [--server-pid PID] [--label L]\n"
+          "                  [--rate REQ_PER_S]\n");
   exit(2);
 }
 
@@ -179,6 +189,40 @@ static void flush_out(conn *c, uint64_t t) {
 
 static void issue(conn *c, int n) { c->queued += (uint64_t)n * opt_size; }
 
+/* ---- pacing (--rate) ------------------------------------------------------------ */
+/* Request slots waiting for a credit: a FIFO of connections, one entry per slot. */
+static conn **wait_ring;
+static size_t wait_cap, wait_head, wait_len;
+static uint64_t pace_t0, pace_granted; /* credits granted since pace_t0 */
+#define PACE_TICK_NS 100000ull
+
+static void slot_wait(conn *c, int n) {
+  for (int i = 0; i < n; i++) wait_ring[(wait_head + wait_len++) % wait_cap] = c;
+}
+
+/* Hands out the credits that accrued by t, one request per waiting slot. */
+static void pace(uint64_t t) {
+  uint64_t due = (uint64_t)((double)(t - pace_t0) * opt_rate / 1e9);
+  uint64_t bank = (uint64_t)opt_conns * (uint64_t)opt_depth;
+  if (due > pace_granted + bank) pace_granted = due - bank; /* a slow server does not earn a burst */
+  while (pace_granted < due && wait_len > 0) {
+    conn *c = wait_ring[wait_head];
+    wait_head = (wait_head + 1) % wait_cap;
+    wait_len--;
+    pace_granted++;
+    issue(c, 1);
+    flush_out(c, t);
+  }
+}
+
+/* How long the loop may wait for events before the pacer is due, in ns. */
+static uint64_t pace_wait_ns(uint64_t t) {
+  if (wait_len == 0) return UINT64_MAX;
+  uint64_t next = pace_t0 + (uint64_t)((double)(pace_granted + 1) * 1e9 / opt_rate);
+  uint64_t wait = next > t ? next - t : 0;
+  return wait < PACE_TICK_NS ? PACE_TICK_NS : wait;
+}
+
 static void on_readable(conn *c, uint64_t t) {
   for (;;) {
     ssize_t r = recv(c->fd, rbuf, rbuf_len, 0);
@@ -217,7 +261,9 @@ static void on_readable(conn *c, uint64_t t) {
       c->req_done++;
       completed++;
     }
-    if (completed) {
+    if (completed && opt_rate > 0) {
+      slot_wait(c, completed);
+    } else if (completed) {
       issue(c, completed);
       flush_out(c, t);
     }
@@ -285,9 +331,16 @@ static void run_loop_until(uint64_t deadline) {
   for (;;) {
     uint64_t t = now_ns();
     if (t >= deadline) return;
-    int ms = (int)((deadline - t) / 1000000) + 1;
-    if (ms > 100) ms = 100;
-    int n = epoll_wait(epfd, evs, 512, ms);
+    uint64_t wait_ns = deadline - t;
+    if (wait_ns > 100000000ull) wait_ns = 100000000ull;
+    if (opt_rate > 0) {
+      pace(t);
+      uint64_t pace_ns = pace_wait_ns(t);
+      if (pace_ns < wait_ns) wait_ns = pace_ns;
+    }
+    struct timespec timeout = {.tv_sec = (time_t)(wait_ns / 1000000000ull),
+                               .tv_nsec = (long)(wait_ns % 1000000000ull)};
+    int n = epoll_pwait2(epfd, evs, 512, &timeout, NULL);
     if (n < 0) {
       if (errno == EINTR) continue;
       die("epoll_wait");
@@ -320,11 +373,13 @@ int main(int argc, char **argv) {
     else if (ARG("--connect-timeout")) opt_connect_timeout = atof(v);
     else if (ARG("--server-pid")) opt_server_pid = atoi(v);
     else if (ARG("--label")) opt_label = v;
+    else if (ARG("--rate")) opt_rate = atof(v);
     else usage();
 #undef ARG
   }
   if (opt_port <= 0 || opt_conns <= 0 || opt_depth <= 0 || opt_depth > MAX_DEPTH / 2 || opt_size == 0 ||
-      opt_seconds <= 0 || opt_seconds > 600 || opt_warmup < 0 || opt_warmup > 60)
+      opt_seconds <= 0 || opt_seconds > 600 || opt_warmup < 0 || opt_warmup > 60 || opt_rate < 0 ||
+      (opt_rate > 0 && opt_bulk))
     usage();
   signal(SIGPIPE, SIG_IGN);
 
@@ -395,10 +450,22 @@ int main(int argc, char **argv) {
 
   /* start the load */
   uint64_t t = now_ns();
+  if (opt_rate > 0) {
+    wait_cap = (size_t)opt_conns * (size_t)opt_depth;
+    wait_ring = malloc(wait_cap * sizeof *wait_ring);
+    if (!wait_ring) die("setup");
+    pace_t0 = t;
+  }
   for (int i = 0; i < opt_conns; i++) {
     conn *c = &conns[i];
-    if (opt_bulk) c->queued = (uint64_t)opt_size * 64;
-    else issue(c, opt_depth);
+    if (opt_bulk) {
+      c->queued = (uint64_t)opt_size * 64;
+    } else if (opt_rate > 0) {
+      slot_wait(c, opt_depth);
+      continue;
+    } else {
+      issue(c, opt_depth);
+    }
     flush_out(c, t);
   }
   run_loop_until(now_ns() + (uint64_t)(opt_warmup * 1e9));
@@ -418,8 +485,9 @@ int main(int argc, char **argv) {
   double ccpu = cpu1 - cpu0;
   double scpu = (scpu0 >= 0 && scpu1 >= 0) ? scpu1 - scpu0 : -1;
   printf("{\"label\":\"%s\",\"mode\":\"%s\",\"conns\":%d,\"depth\":%d,\"size\":%zu,\"seconds\":%.3f,"
-         "\"connect_seconds\":%.3f,",
-         opt_label, opt_bulk ? "bulk" : "echo", opt_conns, opt_bulk ? 0 : opt_depth, opt_size, secs, connect_s);
+         "\"connect_seconds\":%.3f,\"offered_req_per_s\":%.0f,",
+         opt_label, opt_bulk ? "bulk" : "echo", opt_conns, opt_bulk ? 0 : opt_depth, opt_size, secs, connect_s,
+         opt_rate);
   if (opt_bulk) {
     printf("\"bytes\":%" PRIu64 ",\"mb_per_s\":%.1f,", total_bytes, (double)total_bytes / secs / 1e6);
     printf("\"client_cpu_s\":%.3f,\"server_cpu_s\":%.3f", ccpu, scpu);

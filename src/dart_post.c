@@ -57,7 +57,7 @@ static bool post_group(int64_t port, tcp_op **ops, size_t n) {
       payload->type = DART_COBJECT_INT64;
       payload->value.as_int64 = op->os_error;
     } else if (op->kind == OP_READ && op->result > 0 && op->data_by_copy) {
-      payload->type = DART_COBJECT_TYPED_DATA; /* the VM copies it; op_free frees ours */
+      payload->type = DART_COBJECT_TYPED_DATA; /* the VM copies it; ours is recycled */
       payload->value.as_typed_data.type = DART_TYPED_DATA_UINT8;
       payload->value.as_typed_data.length = (intptr_t)op->result;
       payload->value.as_typed_data.values = op->data;
@@ -98,11 +98,8 @@ void dart_post_ops(tcp_op *list) {
     /* Cannot even group: post one at a time (no allocation beyond the message). */
     free(ops);
     free(group);
-    for (tcp_op *op = list, *next; op; op = next) {
-      next = op->next;
+    for (tcp_op *op = list; op; op = op->next)
       if (post_group(op->dart_port, &op, 1) && hands_over_data(op)) op->data = NULL;
-      op_free(op);
-    }
     return;
   }
   size_t i = 0;
@@ -119,12 +116,10 @@ void dart_post_ops(tcp_op *list) {
         ops[j] = NULL;
       }
     }
-    bool posted = post_group(port, group, count);
-    for (size_t j = 0; j < count; j++) {
-      /* On success the VM owns the read data (its finalizer frees it). */
-      if (posted && hands_over_data(group[j])) group[j]->data = NULL;
-      op_free(group[j]);
-    }
+    /* On success the VM owns the read data (its finalizer frees it). */
+    if (post_group(port, group, count))
+      for (size_t j = 0; j < count; j++)
+        if (hands_over_data(group[j])) group[j]->data = NULL;
   }
   free(ops);
   free(group);

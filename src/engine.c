@@ -27,6 +27,10 @@ typedef pthread_t plat_thread;
 
 #define NO_SLOT UINT32_MAX
 #define READ_POOL_BUFFERS_MAX 64
+/* Idle op records kept for reuse. Ops are made on the callers' threads and
+ * retired on the I/O thread; with malloc that pattern defeats the per-thread
+ * caches (measured: ~6 % of the server's CPU in echo). */
+#define OP_POOL_MAX 4096
 #define GENERATION_MAX 0x7fffffffu
 
 typedef struct slot {
@@ -57,6 +61,8 @@ static struct {
   uint8_t *read_pool[READ_POOL_BUFFERS_MAX];
   uint32_t read_pool_len;
   size_t read_pool_bytes;
+  tcp_op *op_pool; /* idle ops, linked by ->next */
+  uint32_t op_pool_len;
 } E = {.free_head = NO_SLOT};
 
 static _Thread_local bool on_io_thread;
@@ -229,24 +235,47 @@ static void read_pool_free(void) {
 
 /* ---- operations and completions ------------------------------------------ */
 
-static tcp_op *op_new(op_kind kind, int64_t request_id) {
-  tcp_op *op = calloc(1, sizeof(*op));
-  if (op == NULL) return NULL;
+/* Lock held. A cleared op (inline_data excepted), or NULL when out of memory. */
+static tcp_op *op_take(op_kind kind, int64_t request_id) {
+  tcp_op *op = E.op_pool;
+  if (op != NULL) {
+    E.op_pool = op->next;
+    E.op_pool_len--;
+  } else {
+    op = malloc(sizeof(*op));
+    if (op == NULL) return NULL;
+  }
+  memset(op, 0, offsetof(tcp_op, inline_data));
   op->kind = kind;
   op->request_id = request_id;
   op->wants_completion = true;
   return op;
 }
 
+/* Lock held. Frees what op still owns and keeps the record for reuse. */
+static void op_recycle(tcp_op *op) {
+  if (op->data != op->inline_data) free(op->data);
+  if (E.op_pool_len >= OP_POOL_MAX) {
+    free(op);
+    return;
+  }
+  op->next = E.op_pool;
+  E.op_pool = op;
+  E.op_pool_len++;
+}
+
+static void op_pool_free(void) {
+  while (E.op_pool != NULL) {
+    tcp_op *op = E.op_pool;
+    E.op_pool = op->next;
+    free(op);
+  }
+  E.op_pool_len = 0;
+}
+
 static void op_attach(tcp_op *op, tcp_sock *s) {
   op->sock = s;
   op->dart_port = s->dart_port;
-}
-
-void op_free(tcp_op *op) {
-  if (op == NULL) return;
-  free(op->data);
-  free(op);
 }
 
 /* Lock held. Queue op's completion for the next engine_flush. Off the I/O
@@ -256,7 +285,7 @@ static void complete(tcp_op *op, int64_t result, int64_t os_error) {
   op->os_error = os_error;
   op->sock = NULL; /* the socket may be freed before the post */
   if (!op->wants_completion) {
-    op_free(op);
+    op_recycle(op);
     return;
   }
   queue_push(&E.done_head, &E.done_tail, op);
@@ -372,7 +401,7 @@ static void op_finish(tcp_op *op, int64_t result, int64_t os_error) {
       } else if (result <= TCP_READ_COPY_BYTES_MAX) {
         /* Small: an exact copy travels (the VM copies it again into the
          * isolate's heap) and the buffer serves the next read. */
-        uint8_t *copy = malloc((size_t)result);
+        uint8_t *copy = (size_t)result <= OP_INLINE_BYTES ? op->inline_data : malloc((size_t)result);
         if (copy != NULL) {
           memcpy(copy, op->data, (size_t)result);
           read_buffer_give(op->data, op->len);
@@ -451,7 +480,14 @@ void engine_flush(void) {
   E.done_head = E.done_tail = NULL;
   E.wake_pending = false;
   engine_unlock();
-  if (list != NULL) dart_post_ops(list);
+  if (list == NULL) return;
+  dart_post_ops(list);
+  engine_lock();
+  for (tcp_op *op = list, *next; op != NULL; op = next) {
+    next = op->next;
+    op_recycle(op);
+  }
+  engine_unlock();
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -584,6 +620,7 @@ TCP_API int32_t tcp_shutdown(void) {
   E.running = false;
   E.stopping = false;
   read_pool_free();
+  op_pool_free();
   engine_unlock();
   backend->destroy();
   plat_unlock(&lifecycle_mutex);
@@ -638,18 +675,18 @@ TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_
 
 TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id) {
   last_os_error = 0;
-  tcp_op *op = op_new(OP_ACCEPT, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_kind(listener, SOCK_LISTENER, &error);
-  if (s != NULL) {
+  tcp_op *op = s != NULL ? op_take(OP_ACCEPT, request_id) : NULL;
+  if (op != NULL) {
     op_attach(op, s);
     queue_push(&s->accept_queue, &s->accept_queue_tail, op);
     start_op(op);
+  } else if (s != NULL) {
+    error = TCP_ERR_NO_MEMORY;
   }
   engine_unlock();
-  if (s == NULL) op_free(op);
   return error;
 }
 
@@ -672,38 +709,33 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
   }
   int32_t state = current_state_error();
   if (state != TCP_OK) return state;
-  tcp_op *op = op_new(OP_CONNECT, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
-  memcpy(&op->addr, &peer, sizeof(peer));
-  op->addr_len = peer_len;
-  op->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
   int os_error = 0;
   os_socket fd = os_socket_open(peer.ss_family, false, &os_error);
-  if (fd == OS_SOCKET_INVALID) {
-    op_free(op);
-    return fail_os(os_error);
-  }
+  if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
   if (source_len != 0 && (os_error = os_bind(fd, &source, source_len)) != 0) {
     os_socket_close(fd);
-    op_free(op);
     return fail_os(os_error);
   }
   engine_lock();
   int32_t error = engine_state_error();
-  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_CONNECTION, dart_port, fd, peer.ss_family, &error) : NULL;
+  tcp_op *op = error == TCP_OK ? op_take(OP_CONNECT, request_id) : NULL;
+  if (error == TCP_OK && op == NULL) error = TCP_ERR_NO_MEMORY;
+  tcp_sock *s = op != NULL ? sock_create(SOCK_CONNECTION, dart_port, fd, peer.ss_family, &error) : NULL;
   int64_t handle = error;
   if (s != NULL) {
+    memcpy(&op->addr, &peer, sizeof(peer));
+    op->addr_len = peer_len;
+    op->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     s->connected = false;
     op_attach(op, s);
     s->connect_op = op;
     start_op(op);
     handle = s->handle;
+  } else if (op != NULL) {
+    op_recycle(op);
   }
   engine_unlock();
-  if (s == NULL) {
-    os_socket_close(fd);
-    op_free(op);
-  }
+  if (s == NULL) os_socket_close(fd);
   return handle;
 }
 
@@ -718,34 +750,34 @@ static tcp_sock *lookup_io(int64_t connection, int32_t *error) {
   return s;
 }
 
-/* Queues a read, write or shutdown_write on its connection's queue and starts
- * it if it is first in line; frees op if the call is refused. */
-static int32_t enqueue_io(int64_t connection, tcp_op *op) {
-  engine_lock();
-  int32_t error = TCP_OK;
-  tcp_sock *s = lookup_io(connection, &error);
-  if (s != NULL) {
-    op_attach(op, s);
-    if (op->kind == OP_READ) {
-      queue_push(&s->read_queue, &s->read_queue_tail, op);
-      pump_reads(s);
-    } else {
-      queue_push(&s->write_queue, &s->write_queue_tail, op);
-      pump_writes(s);
-    }
+/* Lock held. Queues a read, write or shutdown_write on its connection's queue
+ * and starts it if it is first in line. */
+static void enqueue_io(tcp_sock *s, tcp_op *op) {
+  op_attach(op, s);
+  if (op->kind == OP_READ) {
+    queue_push(&s->read_queue, &s->read_queue_tail, op);
+    pump_reads(s);
+  } else {
+    queue_push(&s->write_queue, &s->write_queue_tail, op);
+    pump_writes(s);
   }
-  engine_unlock();
-  if (s == NULL) op_free(op);
-  return error;
 }
 
 TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_max) {
   last_os_error = 0;
   if (bytes_max <= 0 || bytes_max > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
-  tcp_op *op = op_new(OP_READ, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
-  op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
-  return enqueue_io(connection, op);
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  tcp_op *op = s != NULL ? op_take(OP_READ, request_id) : NULL;
+  if (op != NULL) {
+    op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
+    enqueue_io(s, op);
+  } else if (s != NULL) {
+    error = TCP_ERR_NO_MEMORY;
+  }
+  engine_unlock();
+  return error;
 }
 
 TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t *bytes,
@@ -753,42 +785,61 @@ TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t 
   last_os_error = 0;
   if (bytes_len < 0 || bytes_len > TCP_WRITE_BYTES_MAX || (bytes == NULL && bytes_len > 0))
     return TCP_ERR_INVALID_ARGUMENT;
-  tcp_op *op = op_new(OP_WRITE, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
-  if (bytes_len > 0) {
-    /* Copied now, so the caller's buffer (a Dart Uint8List) is free at once. */
-    op->data = malloc((size_t)bytes_len);
-    if (op->data == NULL) {
-      free(op);
-      return TCP_ERR_NO_MEMORY;
-    }
-    memcpy(op->data, bytes, (size_t)bytes_len);
+  /* Copied now, so the caller's buffer (a Dart Uint8List) is free at once; a
+   * large copy is made before taking the lock, a small one into the op. */
+  uint8_t *copy = NULL;
+  if (bytes_len > OP_INLINE_BYTES) {
+    copy = malloc((size_t)bytes_len);
+    if (copy == NULL) return TCP_ERR_NO_MEMORY;
+    memcpy(copy, bytes, (size_t)bytes_len);
   }
-  op->len = (size_t)bytes_len;
-  return enqueue_io(connection, op);
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  tcp_op *op = s != NULL ? op_take(OP_WRITE, request_id) : NULL;
+  if (op != NULL) {
+    if (copy != NULL) {
+      op->data = copy;
+    } else if (bytes_len > 0) {
+      op->data = op->inline_data;
+      memcpy(op->data, bytes, (size_t)bytes_len);
+    }
+    op->len = (size_t)bytes_len;
+    enqueue_io(s, op);
+  } else {
+    if (s != NULL) error = TCP_ERR_NO_MEMORY;
+    free(copy);
+  }
+  engine_unlock();
+  return error;
 }
 
 TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id) {
   last_os_error = 0;
-  tcp_op *op = op_new(OP_SHUTDOWN_WRITE, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
-  return enqueue_io(connection, op);
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  tcp_op *op = s != NULL ? op_take(OP_SHUTDOWN_WRITE, request_id) : NULL;
+  if (op != NULL) enqueue_io(s, op);
+  else if (s != NULL) error = TCP_ERR_NO_MEMORY;
+  engine_unlock();
+  return error;
 }
 
 TCP_API int32_t tcp_close(int64_t handle, int64_t request_id) {
   last_os_error = 0;
-  tcp_op *op = op_new(OP_CLOSE, request_id);
-  if (op == NULL) return TCP_ERR_NO_MEMORY;
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup(handle, &error);
-  if (s != NULL) {
+  tcp_op *op = s != NULL ? op_take(OP_CLOSE, request_id) : NULL;
+  if (op != NULL) {
     op_attach(op, s);
     op->sock = NULL; /* a close op is not in any socket queue */
     begin_close(s, TCP_ERR_CLOSED, op);
+  } else if (s != NULL) {
+    error = TCP_ERR_NO_MEMORY;
   }
   engine_unlock();
-  if (s == NULL) op_free(op);
   return error;
 }
 

@@ -59,6 +59,9 @@ typedef struct tcp_op tcp_op;
  * pointer to its own allocation in tcp_sock.backend. */
 #define OP_BACKEND_BYTES 320
 #define SOCK_BACKEND_BYTES 256
+/* A write of up to this many bytes, and a read that returned up to this many,
+ * keeps its bytes inside the op: a small message costs no allocation. */
+#define OP_INLINE_BYTES 256
 
 struct tcp_op {
   tcp_op *next;              /* queue link (per-socket queue or completion list) */
@@ -71,7 +74,8 @@ struct tcp_op {
   /* completion, filled by engine_op_* */
   int64_t result;
   int64_t os_error;
-  uint8_t *data;             /* read: engine-owned buffer (set when started); write: engine copy */
+  uint8_t *data;             /* read: engine-owned buffer (set when started); write: engine copy;
+                                either may point to inline_data */
   bool data_by_copy;         /* read: data is an exact-size copy, posted as typed data the VM copies */
   size_t len;                /* read: capacity; write: total bytes */
   size_t done;               /* write: bytes written so far; read: bytes read */
@@ -79,6 +83,7 @@ struct tcp_op {
   struct sockaddr_storage addr; /* connect: destination */
   int addr_len;
   _Alignas(16) unsigned char backend[OP_BACKEND_BYTES];
+  uint8_t inline_data[OP_INLINE_BYTES]; /* last: op_take does not clear it */
 };
 
 struct tcp_sock {
@@ -185,11 +190,10 @@ int32_t error_from_os(int64_t os_error);
 /* ---- core internals (engine.c <-> dart_post.c) ---------------------------- */
 /* Resolve Dart_PostCObject from NativeApi.initializeApiDLData's table. */
 int32_t dart_api_bind(void *dl_data);
-/* Post every op on the list (linked by ->next), grouped by port, then free
- * them. Called without the lock. */
+/* Post every op on the list (linked by ->next), grouped by port. Called
+ * without the lock. The ops stay the caller's; a read whose buffer now belongs
+ * to the VM (external typed data) has data = NULL. */
 void dart_post_ops(tcp_op *list);
-/* Free an op and any buffer it still owns. */
-void op_free(tcp_op *op);
 
 /* ---- the backends ------------------------------------------------------- */
 #if defined(_WIN32)

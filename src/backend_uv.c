@@ -10,9 +10,12 @@
  * touches core state.
  *
  * Per operation:
- *   read     recv(2) at once if bytes are queued; else one-shot: uv_read_start
- *            into op->data, uv_read_stop in the callback.
- *   write    uv_write of the whole buffer (libuv resubmits short writes).
+ *   read     uv_read_start into op->data. The stream keeps reading after a
+ *            read completes, so request/response traffic costs no epoll_ctl
+ *            per read; it stops only when bytes arrive while no read waits.
+ *            A read that finds the stream stopped first tries recv(2) at once.
+ *   write    uv_try_write, then uv_write of any rest (libuv resubmits short
+ *            writes).
  *   connect  non-blocking connect(2) + a uv_poll for writability + a uv_timer
  *            for the deadline. Not uv_tcp_connect: abandoning that needs
  *            uv_close, which would close the fd while the core still uses it.
@@ -63,6 +66,7 @@ typedef struct uv_sock {
   int handles_open;         /* initialised handles whose close callback is due */
   bool stream_init, stream_closing;
   bool stream_owns_fd;      /* uv_tcp_open succeeded: uv_close closes the fd */
+  bool reading;             /* uv_read_start is in effect */
   int stream_error;         /* uv_tcp_open failed with this errno */
   bool poll_init, poll_closing, polling;
   bool timer_init, timer_closing;
@@ -182,6 +186,7 @@ static void on_handle_closed(uv_handle_t *h) {
 static void close_stream(uv_sock *us) {
   if (!us->stream_init || us->stream_closing) return;
   us->stream_closing = true;
+  us->reading = false; /* uv_close stops it */
   tcp_op *read_op = us->read_op;
   us->read_op = NULL;
   uv_close((uv_handle_t *)&us->stream, on_handle_closed);
@@ -239,15 +244,24 @@ static void on_read_alloc(uv_handle_t *h, size_t suggested_bytes, uv_buf_t *buf)
   buf->len = op ? op->len : 0;
 }
 
+static void stop_reading(uv_sock *us) {
+  if (!us->reading) return;
+  uv_read_stop((uv_stream_t *)&us->stream);
+  us->reading = false;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (nread == 0) return; /* EAGAIN: libuv keeps polling */
   engine_lock();
   uv_sock *us = stream->data;
   tcp_op *op = us->read_op;
+  us->read_op = NULL;
+  /* Keep reading after data: the next read is usually asked for before more
+   * bytes arrive. Bytes with no read waiting (UV_ENOBUFS from on_read_alloc),
+   * end of stream and errors stop it; the next read starts it again. */
+  if (nread < 0 || op == NULL) stop_reading(us);
   if (op != NULL) {
-    uv_read_stop(stream);
-    us->read_op = NULL;
     if (nread > 0) finish_op(op, nread, 0);
     else if (nread == UV_EOF) finish_op(op, 0, 0);
     else finish_op(op, -1, errno_of((int)nread));
@@ -261,9 +275,14 @@ static void start_read(uv_sock *us, tcp_op *op) {
     finish_op(op, -1, err);
     return;
   }
+  if (us->reading) {
+    /* Still polled: libuv reads into op->data when bytes come. */
+    us->read_op = op;
+    return;
+  }
   /* Try the socket first: when bytes are already queued (pipelined or bulk
-   * traffic) this saves a poll round and libuv's two epoll_ctl calls for
-   * arming and disarming. libuv keeps no read-ahead, so bypassing it is safe. */
+   * traffic) this saves a poll round and libuv's epoll_ctl calls for arming
+   * and disarming. libuv keeps no read-ahead, so bypassing it is safe. */
   ssize_t n;
   do {
     n = recv(us->sock->fd, op->data, op->len, 0);
@@ -281,7 +300,9 @@ static void start_read(uv_sock *us, tcp_op *op) {
   if (rc != 0) {
     us->read_op = NULL;
     finish_op(op, -1, errno_of(rc));
+    return;
   }
+  us->reading = true;
 }
 
 /* ---- write ----------------------------------------------------------------- */
@@ -304,8 +325,25 @@ static void start_write(uv_sock *us, tcp_op *op) {
   }
   uv_op *u = op_state(op);
   uv_buf_t buf;
-  buf.base = (char *)op->data;
-  buf.len = op->len;
+  buf.base = (char *)op->data + op->done;
+  buf.len = op->len - op->done;
+  /* uv_try_write first: bytes that go out at once complete in this pass and
+   * leave the poll mask alone (a uv_write that finishes at once still re-arms
+   * it afterwards: one epoll_ctl per write). uv_write takes any rest. */
+  int sent = uv_try_write((uv_stream_t *)&us->stream, &buf, 1);
+  if (sent < 0 && sent != UV_EAGAIN) {
+    finish_op(op, -1, errno_of(sent));
+    return;
+  }
+  if (sent > 0) {
+    op->done += (size_t)sent;
+    if (op->done == op->len) {
+      finish_op(op, (int64_t)op->len, 0);
+      return;
+    }
+    buf.base += sent;
+    buf.len -= (size_t)sent;
+  }
   u->write_req.data = op;
   us->write_op = op;
   int rc = uv_write(&u->write_req, (uv_stream_t *)&us->stream, &buf, 1, on_write);
@@ -559,7 +597,7 @@ static void do_cancel(tcp_op *op) {
     case OP_ACCEPT: cancel_accept(us, op); break;
     case OP_READ:
       if (us->read_op == op) {
-        uv_read_stop((uv_stream_t *)&us->stream);
+        stop_reading(us);
         us->read_op = NULL;
         finish_op(op, -1, ECANCELED);
       }

@@ -40,6 +40,8 @@ def server_table(engine_lib_ok, have_node, have_tokio, full=False):
             s["engine-io_uring-2iso"] = (lambda p, m, b: [eng, str(p), m, str(b), "2"],
                                          {"ZIG_TCP_BACKEND": "io_uring"})
     s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
+    # plain io_uring (liburing), hand-written: the io_uring counterpart of "epoll"
+    s["io_uring"] = (lambda p, m, b: [os.path.join(BIN, "uring_server"), str(p), m, str(b)], {})
     s["libuv"] = (lambda p, m, b: [os.path.join(BIN, "uv_server"), str(p), m, str(b)], {})
     if have_node:
         s["node"] = (lambda p, m, b: ["node", os.path.join(ROOT, "bench", "node_server.js"), str(p), m], {})
@@ -228,6 +230,7 @@ def machine_facts(engine_info):
         "loopback_mtu": sh("cat /sys/class/net/lo/mtu"),
         "gcc": sh("gcc --version | head -1"),
         "libuv": sh("pkg-config --modversion libuv"),
+        "liburing": sh("pkg-config --modversion liburing"),
         "node": sh("node --version"),
         "tokio": sh("grep -A1 'name = \"tokio\"' " + os.path.join(ROOT, "bench/tokio_server/Cargo.lock") +
                     " | sed -n 's/version = //p' | tr -d '\"'"),

@@ -6,7 +6,7 @@
 # cpu-clock) and prints the top symbols.
 #
 #   bench/profile.sh SERVER [CONNS] [SIZE] [SECONDS]
-#   SERVER: engine-io_uring | engine-uv | epoll | libuv | node | tokio
+#   SERVER: engine-io_uring | engine-uv | epoll | io_uring | libuv | node | tokio
 #
 # Needs the binaries ./run-benchmark builds (.tools/bench-bin) and perf
 # (Debian linux-perf). Output goes to stdout and bench/out/profile-SERVER.txt.
@@ -27,6 +27,7 @@ case "$server" in
   engine-io_uring) cmd=("$bin/engine_server" "$port" echo 65536 1); env_add=(ZIG_TCP_BACKEND=io_uring) ;;
   engine-uv) cmd=("$bin/engine_server" "$port" echo 65536 1); env_add=(ZIG_TCP_BACKEND=uv) ;;
   epoll) cmd=("$bin/epoll_server" "$port" echo 65536) ;;
+  io_uring) cmd=("$bin/uring_server" "$port" echo 65536) ;;
   libuv) cmd=("$bin/uv_server" "$port" echo 65536) ;;
   node) cmd=(node "$root/bench/node_server.js" "$port" echo) ;;
   tokio) cmd=("$bin/tokio_server" "$port" echo 65536) ;;

@@ -50,6 +50,11 @@ const int TCP_READ_BYTES_MAX = 64 * 1024 * 1024;
 /// Largest bytes_len for one tcp_write.
 const int TCP_WRITE_BYTES_MAX = 1024 * 1024 * 1024;
 
+/// A read of at most this many bytes arrives as typed data copied into the
+/// isolate's heap; a larger one as external typed data (no copy). Both are a
+/// `Uint8List` on the Dart side.
+const int TCP_READ_COPY_BYTES_MAX = 4096;
+
 // ---- engine lifetime ----------------------------------------------------------
 
 @Native<Int32 Function(Pointer<Void>)>(

@@ -1151,6 +1151,31 @@ static void test_close_while_read_pending(void) {
   h_close_wait(l);
 }
 
+/* A read that follows one which emptied the socket (request/response traffic)
+ * may be held back by the backend before it reaches the OS (io_uring submits
+ * it one pass later). Closing then must still complete it, and the read queued
+ * behind it, exactly once, in call order, before the close. */
+static void test_close_while_next_read_pending(void) {
+  for (int round = 0; round < 10; round++) {
+    int64_t port = h_port();
+    int64_t c, s;
+    int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+    h_write_all(s, "ping", 4);
+    h_req *first = h_await(h_read(c, 100));
+    CHECK_EQ(first->c.result, 4); /* fewer than asked: the socket is now empty */
+    int64_t r1 = h_read(c, 100), r2 = h_read(c, 100);
+    int64_t cl = h_close(c);
+    h_req *a = h_await(r1), *b = h_await(r2), *z = h_await(cl);
+    CHECK_EQ(a->c.result, TCP_ERR_CLOSED);
+    CHECK_EQ(b->c.result, TCP_ERR_CLOSED);
+    CHECK_EQ(z->c.result, 0);
+    CHECK(a->c.seq < b->c.seq && b->c.seq < z->c.seq);
+    expect_eof(s);
+    h_close_wait(s);
+    h_close_wait(l);
+  }
+}
+
 static void test_close_while_accept_pending(void) {
   int64_t port = h_port();
   int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
@@ -1863,6 +1888,7 @@ static const struct {
     T(listen_shared),
     T(connect_timeout),
     T(close_while_read_pending),
+    T(close_while_next_read_pending),
     T(close_while_accept_pending),
     T(close_while_connect_pending),
     T(close_while_write_pending),

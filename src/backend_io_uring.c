@@ -54,7 +54,6 @@ typedef struct uring_op {
   tcp_op *backlog_next;             /* backlog or deferred-read list link */
   bool in_backlog;
   bool deferred;                    /* waits in a deferred-read list */
-  bool was_deferred;                /* submitted late: bytes are likely there, try at once */
   bool cancel_requested;
   bool cancel_in_backlog;
 } uring_op;
@@ -80,7 +79,6 @@ static struct {
   struct io_uring_cqe *cqes;
   unsigned sq_tail_local; /* SQEs written so far (published at once) */
   bool disabled;          /* set up R_DISABLED: the I/O thread enables it */
-  bool recv_poll_first;   /* IORING_RECVSEND_POLL_FIRST is known (5.19+) */
   int wake_fd;            /* eventfd: a write wakes a parked I/O thread */
   uint64_t wake_value;    /* buffer of the pending eventfd read */
   bool parked;            /* the I/O thread waits (or is about to) */
@@ -169,8 +167,6 @@ static int32_t uring_init(void) {
     return TCP_ERR_UNSUPPORTED;
   }
   R.disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
-  /* The first two flag sets need 5.19+, as POLL_FIRST does. */
-  R.recv_poll_first = R.ring_fd >= 0 && flag_set < 2;
   R.wake_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring waits for it by poll */
   if (R.wake_fd < 0) {
     unmap_all();
@@ -287,10 +283,6 @@ static bool submit_op(tcp_op *op) {
       sqe->fd = fd;
       sqe->addr = (uint64_t)(uintptr_t)op->data;
       sqe->len = (unsigned)op->len;
-      /* A read issued right after the last one emptied the socket (request /
-       * response) would fail its first attempt: go straight to waiting. */
-      if (R.recv_poll_first && usock(op->sock)->read_drained && !uop(op)->was_deferred)
-        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
       break;
     case OP_WRITE: {
       size_t left = op->len - op->done;
@@ -393,7 +385,6 @@ static void release_reads(bool all) {
     uring_op *u = uop(op);
     list = u->backlog_next;
     u->deferred = false;
-    u->was_deferred = true;
     u->backlog_next = NULL;
     if (u->cancel_requested) engine_op_done(op, -1, ECANCELED);
     else if (R.backlog_head != NULL || !submit_op(op)) backlog_push(op);
@@ -402,7 +393,7 @@ static void release_reads(bool all) {
 
 static void uring_start(tcp_op *op) {
   memset(uop(op), 0, sizeof(uring_op));
-  if (op->kind == OP_READ && R.recv_poll_first && usock(op->sock)->read_drained) {
+  if (op->kind == OP_READ && usock(op->sock)->read_drained) {
     defer_read(op);
     return;
   }

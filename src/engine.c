@@ -264,6 +264,16 @@ static void op_recycle(tcp_op *op) {
   E.op_pool_len++;
 }
 
+/* Lock held. An op for the socket a lookup returned: NULL when the lookup failed
+ * (*error already says why) or, with *error = TCP_ERR_NO_MEMORY, when out of
+ * memory. */
+static tcp_op *op_take_for(tcp_sock *s, op_kind kind, int64_t request_id, int32_t *error) {
+  if (s == NULL) return NULL;
+  tcp_op *op = op_take(kind, request_id);
+  if (op == NULL) *error = TCP_ERR_NO_MEMORY;
+  return op;
+}
+
 static void op_pool_free(void) {
   while (E.op_pool != NULL) {
     tcp_op *op = E.op_pool;
@@ -678,13 +688,11 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id) {
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_kind(listener, SOCK_LISTENER, &error);
-  tcp_op *op = s != NULL ? op_take(OP_ACCEPT, request_id) : NULL;
+  tcp_op *op = op_take_for(s, OP_ACCEPT, request_id, &error);
   if (op != NULL) {
     op_attach(op, s);
     queue_push(&s->accept_queue, &s->accept_queue_tail, op);
     start_op(op);
-  } else if (s != NULL) {
-    error = TCP_ERR_NO_MEMORY;
   }
   engine_unlock();
   return error;
@@ -769,12 +777,10 @@ TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_m
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_io(connection, &error);
-  tcp_op *op = s != NULL ? op_take(OP_READ, request_id) : NULL;
+  tcp_op *op = op_take_for(s, OP_READ, request_id, &error);
   if (op != NULL) {
     op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
     enqueue_io(s, op);
-  } else if (s != NULL) {
-    error = TCP_ERR_NO_MEMORY;
   }
   engine_unlock();
   return error;
@@ -796,7 +802,7 @@ TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t 
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_io(connection, &error);
-  tcp_op *op = s != NULL ? op_take(OP_WRITE, request_id) : NULL;
+  tcp_op *op = op_take_for(s, OP_WRITE, request_id, &error);
   if (op != NULL) {
     if (copy != NULL) {
       op->data = copy;
@@ -807,7 +813,6 @@ TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t 
     op->len = (size_t)bytes_len;
     enqueue_io(s, op);
   } else {
-    if (s != NULL) error = TCP_ERR_NO_MEMORY;
     free(copy);
   }
   engine_unlock();
@@ -819,9 +824,8 @@ TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id) {
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_io(connection, &error);
-  tcp_op *op = s != NULL ? op_take(OP_SHUTDOWN_WRITE, request_id) : NULL;
+  tcp_op *op = op_take_for(s, OP_SHUTDOWN_WRITE, request_id, &error);
   if (op != NULL) enqueue_io(s, op);
-  else if (s != NULL) error = TCP_ERR_NO_MEMORY;
   engine_unlock();
   return error;
 }
@@ -831,13 +835,11 @@ TCP_API int32_t tcp_close(int64_t handle, int64_t request_id) {
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup(handle, &error);
-  tcp_op *op = s != NULL ? op_take(OP_CLOSE, request_id) : NULL;
+  tcp_op *op = op_take_for(s, OP_CLOSE, request_id, &error);
   if (op != NULL) {
     op_attach(op, s);
     op->sock = NULL; /* a close op is not in any socket queue */
     begin_close(s, TCP_ERR_CLOSED, op);
-  } else if (s != NULL) {
-    error = TCP_ERR_NO_MEMORY;
   }
   engine_unlock();
   return error;

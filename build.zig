@@ -7,13 +7,24 @@
 //!   ./zigw build -Dtarget=aarch64-macos           libuv backend, compile only
 const std = @import("std");
 
-/// Shared by every backend: handle table, posting, errors, addresses.
+/// The core, shared by every backend (see docs/architecture.md).
 const core_sources = [_][]const u8{
+    "src/api.c",
     "src/engine.c",
-    "src/sockets.c",
-    "src/errors.c",
+    "src/handles.c",
+    "src/ops.c",
+    "src/sock.c",
+    "src/loop.c",
+    "src/deadlines.c",
     "src/dart_post.c",
+    "src/errors.c",
+    "src/sockets.c",
+    "src/platform.c",
 };
+/// Each backend's own files.
+const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c" };
+const uv_sources = [_][]const u8{"src/backend_uv.c"};
+const iocp_sources = [_][]const u8{"src/backend_iocp.c"};
 
 const c_flags = [_][]const u8{
     "-std=c11",
@@ -96,22 +107,25 @@ fn addEngine(
     });
     mod.addIncludePath(b.path("include"));
     mod.addIncludePath(b.path("src"));
+    // Invariants (src/zt_assert.h) execute in every mode but ReleaseFast.
+    mod.addCMacro("ZIG_TCP_ASSERTS", if (optimize == .ReleaseFast) "0" else "1");
     mod.addCSourceFiles(.{ .files = &core_sources, .flags = &c_flags });
     switch (backend) {
         .iocp => {
-            mod.addCSourceFiles(.{ .files = &.{"src/backend_iocp.c"}, .flags = &c_flags });
+            mod.addCSourceFiles(.{ .files = &iocp_sources, .flags = &c_flags });
             mod.linkSystemLibrary("ws2_32", .{});
             mod.linkSystemLibrary("mswsock", .{});
         },
         .io_uring_with_uv => {
             mod.addCMacro("ZIG_TCP_HAVE_IO_URING", "1");
-            mod.addCSourceFiles(.{ .files = &.{ "src/backend_io_uring.c", "src/backend_uv.c" }, .flags = &c_flags });
+            mod.addCSourceFiles(.{ .files = &io_uring_sources, .flags = &c_flags });
+            mod.addCSourceFiles(.{ .files = &uv_sources, .flags = &c_flags });
             mod.linkSystemLibrary("pthread", .{});
             mod.linkSystemLibrary("dl", .{});
             mod.linkSystemLibrary("rt", .{});
         },
         .uv => {
-            mod.addCSourceFiles(.{ .files = &.{"src/backend_uv.c"}, .flags = &c_flags });
+            mod.addCSourceFiles(.{ .files = &uv_sources, .flags = &c_flags });
         },
     }
     if (uv) |libuv| {

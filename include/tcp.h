@@ -100,29 +100,40 @@ extern "C" {
 #endif
 
 /* ---- error codes (portable across backends) ---------------------------- */
-#define TCP_OK 0
-#define TCP_ERR_INVALID_ARGUMENT -1      /* null buffer, bad length, bad address, bad port */
-#define TCP_ERR_BAD_HANDLE -2            /* never issued by this engine, or wrong kind */
-#define TCP_ERR_CLOSED -3                /* the socket was closed (also: op cancelled by close) */
-#define TCP_ERR_NOT_INITIALIZED -4       /* tcp_init has not succeeded */
-#define TCP_ERR_SHUTDOWN -5              /* the engine shut down before the op finished */
-#define TCP_ERR_NO_MEMORY -6
-#define TCP_ERR_UNSUPPORTED -7           /* backend unavailable, or lacks a needed feature */
-#define TCP_ERR_DART_API -8              /* the Dart DL API data is missing or incompatible */
-#define TCP_ERR_ADDRESS_IN_USE -20
-#define TCP_ERR_ADDRESS_NOT_AVAILABLE -21
-#define TCP_ERR_CONNECTION_REFUSED -22
-#define TCP_ERR_CONNECTION_RESET -23
-#define TCP_ERR_CONNECTION_ABORTED -24
-#define TCP_ERR_TIMED_OUT -25
-#define TCP_ERR_NETWORK_UNREACHABLE -26
-#define TCP_ERR_HOST_UNREACHABLE -27
-#define TCP_ERR_BROKEN_PIPE -28          /* write after the connection was shut down */
-#define TCP_ERR_ACCESS_DENIED -29
-#define TCP_ERR_TOO_MANY_FILES -30       /* EMFILE / ENFILE / WSAEMFILE */
-#define TCP_ERR_NOT_CONNECTED -31
-#define TCP_ERR_ADDRESS_FAMILY -32       /* address family not supported (e.g. no IPv6) */
-#define TCP_ERR_OS -99                   /* any other OS error: see the OS code */
+/* The one error table: name, value, description. The constants below,
+ * tcp_strerror's texts and the test suite's names all come from it; the Dart
+ * bindings' constants are checked against it (tools/check_dart.py). */
+#define TCP_ERRORS(X)                                                                               \
+  X(TCP_OK, 0, "success")                                                                           \
+  X(TCP_ERR_INVALID_ARGUMENT, -1, "invalid argument (null buffer, bad length, address or port)")   \
+  X(TCP_ERR_BAD_HANDLE, -2, "not a handle of this engine, or the wrong kind of handle")            \
+  X(TCP_ERR_CLOSED, -3, "socket closed")                         /* also: op cancelled by close */ \
+  X(TCP_ERR_NOT_INITIALIZED, -4, "engine not initialized (call tcp_init first)")                   \
+  X(TCP_ERR_SHUTDOWN, -5, "engine shut down")           /* the engine shut down before the op finished */ \
+  X(TCP_ERR_NO_MEMORY, -6, "out of memory")                                                         \
+  X(TCP_ERR_UNSUPPORTED, -7, "not supported by this backend or system")                            \
+  X(TCP_ERR_DART_API, -8, "Dart DL API data missing or of an incompatible version")                \
+  X(TCP_ERR_BACKEND_FAILED, -9, "the I/O backend failed irrecoverably (restart the engine)")       \
+  X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
+  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")                                   \
+  X(TCP_ERR_CONNECTION_REFUSED, -22, "connection refused")                                         \
+  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer")                                     \
+  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted")                                         \
+  X(TCP_ERR_TIMED_OUT, -25, "timed out")                                                           \
+  X(TCP_ERR_NETWORK_UNREACHABLE, -26, "network unreachable")                                       \
+  X(TCP_ERR_HOST_UNREACHABLE, -27, "host unreachable")                                             \
+  X(TCP_ERR_BROKEN_PIPE, -28, "broken pipe (connection shut down for writing)")                    \
+  X(TCP_ERR_ACCESS_DENIED, -29, "permission denied")                                               \
+  X(TCP_ERR_TOO_MANY_FILES, -30, "too many open files")                 /* EMFILE / ENFILE / WSAEMFILE */ \
+  X(TCP_ERR_NOT_CONNECTED, -31, "socket not connected")                                            \
+  X(TCP_ERR_ADDRESS_FAMILY, -32, "address family not supported")     /* e.g. no IPv6 on this host */ \
+  X(TCP_ERR_OS, -99, "operating system error (see the OS error code)")
+
+enum tcp_error {
+#define TCP_ERROR_ENUM_(name, value, text) name = value,
+  TCP_ERRORS(TCP_ERROR_ENUM_)
+#undef TCP_ERROR_ENUM_
+};
 
 /* Largest bytes_max for one tcp_read and bytes_len for one tcp_write. */
 #define TCP_READ_BYTES_MAX (64 * 1024 * 1024)

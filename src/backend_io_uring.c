@@ -1,595 +1,463 @@
-/* backend_io_uring.c -- Linux io_uring backend, raw syscalls (no liburing).
+/* backend_io_uring.c -- Linux io_uring backend (raw syscalls, no liburing).
  *
- * Submission: whoever holds the engine lock writes SQEs into the ring (plain
- * memory writes, no syscall); only the I/O thread calls io_uring_enter, which
- * both submits everything published and waits. Why not submit on the calling
- * (Dart) thread: io_uring runs a request's completion work (poll retries, the
- * CQE) as task_work of the task that submitted it, so a Dart thread that
- * submits is interrupted again for every completion, and the I/O thread is
- * woken for every CQE -- measured here at 3.5 context switches per echoed
- * request. With one issuer the ring is set up SINGLE_ISSUER + DEFER_TASKRUN
- * (6.1+; older kernels: without them): completion work runs in batches inside
- * the I/O thread's own io_uring_enter. A caller wakes a parked I/O thread with
- * one eventfd write (the ring keeps a read of it pending); while the I/O thread
- * is awake, callers make no syscall at all.
+ * The I/O thread is the ring's only issuer: every SQE is written by submit or
+ * cancel (called by the loop on that thread) and submitted by poll's one
+ * io_uring_enter, which also runs the deferred completion work and waits. Why
+ * not submit on the calling (Dart) thread: io_uring runs a request's
+ * completion work as task_work of the task that submitted it, so a Dart thread
+ * that submits is interrupted again for every completion, and the I/O thread
+ * is woken for every CQE -- measured at 3.5 context switches per echoed
+ * request. With one issuer the ring is SINGLE_ISSUER + DEFER_TASKRUN (6.1+;
+ * older kernels: without them). A caller wakes a waiting I/O thread with one
+ * eventfd write; the ring keeps a read of that eventfd pending.
  *
- * Memory ordering (shared with the kernel): SQE contents are published by a
- * store-release of the SQ tail; the kernel's consumption is read with a
- * load-acquire of the SQ head; CQEs are read after a load-acquire of the CQ tail
- * and handed back by a store-release of the CQ head.
+ * user_data is the op's address (16-byte aligned) with a tag in the low bits,
+ * so the CQEs of cancels and wake-ups are told apart and never dereferenced.
+ * An op is reported to the core only when no CQE that names it is still due
+ * (its own and its cancel's): a late CQE, or a cancel still waiting for SQ
+ * room, can then never reach the op's next life.
  *
- * user_data is the tcp_op pointer (16-byte aligned) with a tag in the low bits,
- * so the CQEs of cancels, linked timeouts and wake-ups are told apart and never
- * dereferenced. An op is freed only after its own CQE. A cancel's SQE is
- * always written while its target is in flight, and the kernel consumes SQEs in
- * ring order, so a cancel can never reach a newer op that reused the memory
- * (that op's SQE comes later in the ring). */
+ * Where an op of the backend waits (op->backend_link, one at a time):
+ *   backlog       SQ full: submitted on the next poll, in order
+ *   fresh / aged  a read held back one io_uring_enter (see hold_read)
+ *   in_kernel     its SQE was written; a CQE that names it is due
+ * and a cancel that found the SQ full waits in cancel_backlog (uring_op's
+ * own link). */
 #include <errno.h>
-#include <linux/io_uring.h>
-#include <stdatomic.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <sched.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "backend.h"
+#include "io_uring_ring.h"
 
 enum {
-  TAG_OP = 0,          /* the op's own CQE */
-  TAG_CANCEL = 1,      /* result of an ASYNC_CANCEL: ignored */
-  TAG_LINK_TIMEOUT = 2,/* result of a connect's linked timeout: ignored */
-  TAG_WAKE = 3,        /* the read of the wake eventfd */
-  TAG_MASK = 7,
+  TAG_OP = 0,     /* the op's own CQE */
+  TAG_CANCEL = 1, /* the CQE of an ASYNC_CANCEL of the op */
+  TAG_WAKE = 2,   /* the read of the wake eventfd */
+  TAG_MASK = 3,
 };
 
 #define SQ_ENTRIES 4096u
 #define CQ_ENTRIES 65536u /* room for the completions of tens of thousands of sockets */
 
-/* What the backend keeps inside each op (op->backend). */
 typedef struct uring_op {
-  struct __kernel_timespec timeout; /* connect timeout, read by the kernel at submit */
-  tcp_op *backlog_next;             /* backlog or deferred-read list link */
-  bool in_backlog;
-  bool deferred;                    /* waits in a deferred-read list */
-  bool cancel_requested;
-  bool cancel_in_backlog;
+  qlink cancel_link;   /* cancel_backlog */
+  uint8_t cqes_due;    /* CQEs still to come that name this op */
+  bool cqe_seen;       /* its own CQE arrived; res holds it */
+  bool cancelled;      /* cancel() was called */
+  int32_t res;
 } uring_op;
 _Static_assert(sizeof(uring_op) <= OP_BACKEND_BYTES, "uring_op must fit in tcp_op.backend");
 
-/* What the backend keeps inside each socket (s->backend). */
 typedef struct uring_sock {
   bool read_drained; /* the last read returned less than asked: the socket is likely empty */
 } uring_sock;
 _Static_assert(sizeof(uring_sock) <= SOCK_BACKEND_BYTES, "uring_sock must fit in tcp_sock.backend");
 
-static struct {
-  int ring_fd;
-  void *sq_ring, *cq_ring;
-  size_t sq_ring_bytes, cq_ring_bytes;
-  struct io_uring_sqe *sqes;
-  size_t sqes_bytes;
-  _Atomic(unsigned) *sq_head, *sq_tail;
-  unsigned *sq_array, sq_mask, sq_entries;
-  _Atomic(unsigned) *sq_flags;
-  _Atomic(unsigned) *cq_head, *cq_tail;
-  unsigned cq_mask;
-  struct io_uring_cqe *cqes;
-  unsigned sq_tail_local; /* SQEs written so far (published at once) */
-  bool disabled;          /* set up R_DISABLED: the I/O thread enables it */
-  int wake_fd;            /* eventfd: a write wakes a parked I/O thread */
-  uint64_t wake_value;    /* buffer of the pending eventfd read */
-  bool parked;            /* the I/O thread waits (or is about to) */
-  bool wake_sent;         /* the eventfd was written since it parked */
-  tcp_op *backlog_head, *backlog_tail; /* ops that found the SQ full */
-  /* Reads of sockets the last read emptied, held back one io_uring_enter (see
-   * defer_read): "fresh" ones came since the last enter, "aged" ones before. */
-  tcp_op *fresh_reads, *aged_reads;
-} R = {.ring_fd = -1, .wake_fd = -1};
+typedef struct uring_backend {
+  backend base;
+  uring_ring ring;
+  int wake_fd;          /* eventfd: a write wakes a waiting I/O thread */
+  uint64_t wake_value;  /* buffer of the pending eventfd read */
+  bool wake_armed;      /* that read is in the kernel */
+  bool broken;          /* the ring failed for good: every op fails at once */
+  int fault_errno;      /* ZIG_TCP_URING_FAULT (tests): io_uring_enter fails with it ... */
+  unsigned fault_after; /* ... after this many good calls, once */
+  queue backlog, fresh_reads, aged_reads, in_kernel, cancel_backlog;
+} uring_backend;
 
-static uring_op *uop(tcp_op *op) { return (uring_op *)op->backend; }
-static uring_sock *usock(tcp_sock *s) { return (uring_sock *)s->backend; }
-
-static int sys_setup(unsigned entries, struct io_uring_params *p) {
-  return (int)syscall(__NR_io_uring_setup, entries, p);
-}
-static int sys_enter(unsigned to_submit, unsigned min_complete, unsigned flags) {
-  return (int)syscall(__NR_io_uring_enter, R.ring_fd, to_submit, min_complete, flags, NULL, 0);
-}
-static int sys_register(unsigned opcode, void *arg, unsigned nr_args) {
-  return (int)syscall(__NR_io_uring_register, R.ring_fd, opcode, arg, nr_args);
-}
-
-/* ---- setup ------------------------------------------------------------------ */
-
-static void unmap_all(void) {
-  if (R.sqes && R.sqes != MAP_FAILED) munmap(R.sqes, R.sqes_bytes);
-  if (R.cq_ring && R.cq_ring != MAP_FAILED && R.cq_ring != R.sq_ring) munmap(R.cq_ring, R.cq_ring_bytes);
-  if (R.sq_ring && R.sq_ring != MAP_FAILED) munmap(R.sq_ring, R.sq_ring_bytes);
-  if (R.ring_fd >= 0) close(R.ring_fd);
-  if (R.wake_fd >= 0) close(R.wake_fd);
-  memset(&R, 0, sizeof(R));
-  R.ring_fd = -1;
-  R.wake_fd = -1;
-}
-
-/* The kernel must support every opcode the engine issues; refuse otherwise,
- * so the core falls back to libuv instead of failing at the first connect. */
-static bool probe_opcodes(void) {
-  static const unsigned char needed[] = {IORING_OP_NOP,    IORING_OP_ACCEPT, IORING_OP_CONNECT,
-                                         IORING_OP_RECV,   IORING_OP_SEND,   IORING_OP_ASYNC_CANCEL,
-                                         IORING_OP_LINK_TIMEOUT};
-  size_t bytes = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
-  struct io_uring_probe *probe = calloc(1, bytes);
-  if (probe == NULL) return false;
-  bool ok = sys_register(IORING_REGISTER_PROBE, probe, 256) >= 0;
-  for (size_t i = 0; ok && i < sizeof(needed); i++) {
-    unsigned char code = needed[i];
-    ok = code <= probe->last_op && (probe->ops[code].flags & IO_URING_OP_SUPPORTED);
-  }
-  free(probe);
-  return ok;
-}
-
-static int32_t uring_init(void) {
-  struct io_uring_params p;
-  /* Best first; each later entry drops what an older kernel rejects (EINVAL).
-   * R_DISABLED: the ring is created here, on the caller's thread, but its
-   * single issuer must be the I/O thread, which enables it. */
-  static const unsigned flag_sets[] = {
-      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
-          IORING_SETUP_TASKRUN_FLAG,
-      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-      0,
-  };
-  /* ZIG_TCP_URING_ENTRIES=N (tests): an SQ of N >= 2 entries and a CQ of 2N, so
-   * the SQ-full backlog and CQ overflow paths can be driven on purpose. */
-  unsigned sq_entries = SQ_ENTRIES, cq_entries = CQ_ENTRIES;
-  const char *entries_env = getenv("ZIG_TCP_URING_ENTRIES");
-  if (entries_env != NULL && atoi(entries_env) > 0) {
-    /* At least 2: a connect with a timeout is two linked SQEs. */
-    sq_entries = atoi(entries_env) < 2 ? 2u : (unsigned)atoi(entries_env);
-    cq_entries = 2 * sq_entries;
-  }
-  size_t flag_set = 0;
-  for (; flag_set < sizeof(flag_sets) / sizeof(flag_sets[0]); flag_set++) {
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP | flag_sets[flag_set];
-    p.cq_entries = cq_entries;
-    R.ring_fd = sys_setup(sq_entries, &p);
-    if (R.ring_fd >= 0 || errno != EINVAL) break;
-  }
-  if (R.ring_fd < 0) {
-    /* ENOSYS: no io_uring; EPERM: disabled by sysctl or seccomp; EINVAL: too old. */
-    R.ring_fd = -1;
-    return TCP_ERR_UNSUPPORTED;
-  }
-  R.disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
-  R.wake_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring waits for it by poll */
-  if (R.wake_fd < 0) {
-    unmap_all();
-    return TCP_ERR_NO_MEMORY;
-  }
-  /* NODROP (5.5): completions are never lost on CQ overflow. FAST_POLL (5.7):
-   * socket ops wait by poll, not in worker threads - our floor. */
-  if (!(p.features & IORING_FEAT_NODROP) || !(p.features & IORING_FEAT_FAST_POLL) || !probe_opcodes()) {
-    unmap_all();
-    return TCP_ERR_UNSUPPORTED;
-  }
-  R.sq_entries = p.sq_entries;
-  R.sq_ring_bytes = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-  R.cq_ring_bytes = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-  if (p.features & IORING_FEAT_SINGLE_MMAP) {
-    if (R.cq_ring_bytes > R.sq_ring_bytes) R.sq_ring_bytes = R.cq_ring_bytes;
-    R.cq_ring_bytes = R.sq_ring_bytes;
-  }
-  R.sq_ring = mmap(NULL, R.sq_ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, R.ring_fd,
-                   IORING_OFF_SQ_RING);
-  if (R.sq_ring == MAP_FAILED) goto fail;
-  if (p.features & IORING_FEAT_SINGLE_MMAP) {
-    R.cq_ring = R.sq_ring;
-  } else {
-    R.cq_ring = mmap(NULL, R.cq_ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, R.ring_fd,
-                     IORING_OFF_CQ_RING);
-    if (R.cq_ring == MAP_FAILED) goto fail;
-  }
-  R.sqes_bytes = p.sq_entries * sizeof(struct io_uring_sqe);
-  R.sqes = mmap(NULL, R.sqes_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, R.ring_fd,
-                IORING_OFF_SQES);
-  if (R.sqes == MAP_FAILED) goto fail;
-  char *sq = R.sq_ring, *cq = R.cq_ring;
-  R.sq_head = (_Atomic(unsigned) *)(sq + p.sq_off.head);
-  R.sq_tail = (_Atomic(unsigned) *)(sq + p.sq_off.tail);
-  R.sq_mask = *(unsigned *)(sq + p.sq_off.ring_mask);
-  R.sq_flags = (_Atomic(unsigned) *)(sq + p.sq_off.flags);
-  R.sq_array = (unsigned *)(sq + p.sq_off.array);
-  R.cq_head = (_Atomic(unsigned) *)(cq + p.cq_off.head);
-  R.cq_tail = (_Atomic(unsigned) *)(cq + p.cq_off.tail);
-  R.cq_mask = *(unsigned *)(cq + p.cq_off.ring_mask);
-  R.cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-  R.sq_tail_local = atomic_load_explicit(R.sq_tail, memory_order_relaxed);
-  return TCP_OK;
-fail:
-  unmap_all();
-  return TCP_ERR_NO_MEMORY;
-}
-
-static void uring_destroy(void) { unmap_all(); }
-
-/* ---- submission (engine lock held) ----------------------------------------- */
-
-static unsigned sq_free(void) {
-  unsigned head = atomic_load_explicit(R.sq_head, memory_order_acquire);
-  return R.sq_entries - (R.sq_tail_local - head);
-}
-
-/* Wakes the I/O thread if it is parked in io_uring_enter: one eventfd write,
- * at most once per park. Lock held. */
-static void wake_if_parked(void) {
-  if (!R.parked || R.wake_sent) return;
-  R.wake_sent = true;
-  uint64_t one = 1;
-  while (write(R.wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
-  }
-}
-
-/* n consecutive SQEs, zeroed, or NULL when the SQ has no room even after a
- * submit. They become visible to the kernel only in publish(). */
-static struct io_uring_sqe *get_sqes(unsigned n) {
-  if (sq_free() < n) return NULL; /* the caller backlogs; the I/O thread submits soon */
-  for (unsigned i = 0; i < n; i++) {
-    unsigned index = (R.sq_tail_local + i) & R.sq_mask;
-    memset(&R.sqes[index], 0, sizeof(struct io_uring_sqe));
-    R.sq_array[index] = index;
-  }
-  return &R.sqes[R.sq_tail_local & R.sq_mask];
-}
-
-static struct io_uring_sqe *sqe_at(unsigned offset) {
-  return &R.sqes[(R.sq_tail_local + offset) & R.sq_mask];
-}
-
-static void publish(unsigned n) {
-  R.sq_tail_local += n;
-  atomic_store_explicit(R.sq_tail, R.sq_tail_local, memory_order_release);
-  wake_if_parked();
-}
-
+static uring_op *uop(tcp_op *op) { return (uring_op *)(void *)op->backend; }
+static uring_sock *usock(tcp_sock *s) { return (uring_sock *)(void *)s->backend; }
+static uring_backend *self(backend *b) { return (uring_backend *)(void *)b; }
+static tcp_op *op_of(qlink *l) { return QUEUE_ENTRY(l, tcp_op, backend_link); }
+/* cancel_link is the first member of uring_op, which is tcp_op.backend. */
+static tcp_op *op_of_cancel_link(qlink *l) { return QUEUE_ENTRY(l, tcp_op, backend); }
 static uint64_t user_data(tcp_op *op, unsigned tag) { return (uint64_t)(uintptr_t)op | tag; }
 
-/* Writes the SQE(s) of op and publishes them; false if the SQ is full. */
-static bool submit_op(tcp_op *op) {
-  bool linked_timeout = op->kind == OP_CONNECT && op->timeout_ms > 0;
-  unsigned n = linked_timeout ? 2 : 1;
-  if (get_sqes(n) == NULL) return false;
-  struct io_uring_sqe *sqe = sqe_at(0);
-  int fd = op->sock->fd;
+/* ---- writing SQEs ----------------------------------------------------------- */
+
+static void prep_op(struct io_uring_sqe *sqe, tcp_op *op) {
+  sqe->fd = op->sock->fd;
+  sqe->user_data = user_data(op, TAG_OP);
   switch (op->kind) {
     case OP_CONNECT:
       sqe->opcode = IORING_OP_CONNECT;
-      sqe->fd = fd;
       sqe->addr = (uint64_t)(uintptr_t)&op->addr;
       sqe->off = (uint64_t)op->addr_len;
-      break;
+      return;
     case OP_ACCEPT:
       sqe->opcode = IORING_OP_ACCEPT;
-      sqe->fd = fd;
       sqe->accept_flags = SOCK_CLOEXEC;
-      break;
+      return;
     case OP_READ:
       sqe->opcode = IORING_OP_RECV;
-      sqe->fd = fd;
       sqe->addr = (uint64_t)(uintptr_t)op->data;
-      sqe->len = (unsigned)op->len;
-      break;
+      sqe->len = op->len > 0x7fffffffu ? 0x7fffffffu : (unsigned)op->len;
+      return;
     case OP_WRITE: {
       size_t left = op->len - op->done;
       sqe->opcode = IORING_OP_SEND;
-      sqe->fd = fd;
       sqe->addr = (uint64_t)(uintptr_t)(op->data + op->done);
       sqe->len = left > 0x7fffffffu ? 0x7fffffffu : (unsigned)left;
       sqe->msg_flags = MSG_NOSIGNAL; /* a closed peer gives EPIPE, not SIGPIPE */
-      break;
+      return;
     }
-    default:
-      return true; /* the core never hands other kinds to a backend */
+    default: ZT_ASSERT(!"the core hands only connect, accept, read and write SQEs"); return;
   }
-  sqe->user_data = user_data(op, TAG_OP);
-  if (linked_timeout) {
-    uring_op *u = uop(op);
-    u->timeout.tv_sec = op->timeout_ms / 1000;
-    u->timeout.tv_nsec = (op->timeout_ms % 1000) * 1000000;
-    sqe->flags |= IOSQE_IO_LINK;
-    struct io_uring_sqe *timeout = sqe_at(1);
-    timeout->opcode = IORING_OP_LINK_TIMEOUT;
-    timeout->fd = -1;
-    timeout->addr = (uint64_t)(uintptr_t)&u->timeout;
-    timeout->len = 1;
-    timeout->user_data = user_data(op, TAG_LINK_TIMEOUT);
-  }
-  publish(n);
-  return true;
 }
 
-static bool submit_cancel(tcp_op *op) {
-  if (get_sqes(1) == NULL) return false;
-  struct io_uring_sqe *sqe = sqe_at(0);
+static void write_sqe(uring_backend *u, tcp_op *op) {
+  prep_op(uring_sqe_next(&u->ring), op);
+  uring_sq_publish(&u->ring);
+  uop(op)->cqes_due++;
+  uop(op)->cqe_seen = false;
+  queue_push(&u->in_kernel, &op->backend_link);
+}
+
+/* Writes op's SQE, or queues op on the backlog when the SQ is full (or others
+ * wait there: order is kept). */
+static void send_op(uring_backend *u, tcp_op *op) {
+  ZT_ASSERT(!qlink_queued(&op->backend_link));
+  if (!queue_empty(&u->backlog) || !uring_sq_has_room(&u->ring, 1)) queue_push(&u->backlog, &op->backend_link);
+  else write_sqe(u, op);
+}
+
+static bool send_cancel(uring_backend *u, tcp_op *op) {
+  if (!uring_sq_has_room(&u->ring, 1)) return false;
+  struct io_uring_sqe *sqe = uring_sqe_next(&u->ring);
   sqe->opcode = IORING_OP_ASYNC_CANCEL;
   sqe->fd = -1;
   sqe->addr = user_data(op, TAG_OP);
   sqe->user_data = user_data(op, TAG_CANCEL);
-  publish(1);
+  uring_sq_publish(&u->ring);
+  uop(op)->cqes_due++;
   return true;
 }
 
-static void backlog_push(tcp_op *op) {
-  wake_if_parked(); /* the I/O thread drains the backlog after its next pass */
-  uring_op *u = uop(op);
-  u->in_backlog = true;
-  u->backlog_next = NULL;
-  if (R.backlog_tail) uop(R.backlog_tail)->backlog_next = op;
-  else R.backlog_head = op;
-  R.backlog_tail = op;
+static void arm_wake_read(uring_backend *u) {
+  if (u->wake_armed || !uring_sq_has_room(&u->ring, 1)) return; /* retried on the next poll */
+  struct io_uring_sqe *sqe = uring_sqe_next(&u->ring);
+  sqe->opcode = IORING_OP_READ;
+  sqe->fd = u->wake_fd;
+  sqe->addr = (uint64_t)(uintptr_t)&u->wake_value;
+  sqe->len = sizeof(u->wake_value);
+  sqe->user_data = TAG_WAKE;
+  uring_sq_publish(&u->ring);
+  u->wake_armed = true;
 }
 
-/* I/O thread, lock held: retry what found the SQ full, in order. */
-static void drain_backlog(void) {
-  while (R.backlog_head != NULL) {
-    tcp_op *op = R.backlog_head;
-    uring_op *u = uop(op);
-    bool done;
-    if (u->cancel_in_backlog) done = submit_cancel(op);
-    else if (u->cancel_requested) done = true; /* never started in the OS */
-    else done = submit_op(op);
-    if (!done) return;
-    R.backlog_head = u->backlog_next;
-    if (R.backlog_head == NULL) R.backlog_tail = NULL;
-    u->in_backlog = false;
-    if (!u->cancel_in_backlog && u->cancel_requested) engine_op_done(op, -1, ECANCELED);
-    u->cancel_in_backlog = false;
+/* Retries, in order, what found the SQ full. */
+static void drain_backlogs(uring_backend *u) {
+  while (!queue_empty(&u->cancel_backlog) && uring_sq_has_room(&u->ring, 1)) {
+    send_cancel(u, op_of_cancel_link(queue_pop(&u->cancel_backlog)));
   }
+  while (!queue_empty(&u->backlog) && uring_sq_has_room(&u->ring, 1)) write_sqe(u, op_of(queue_pop(&u->backlog)));
 }
+
+/* ---- held-back reads ---------------------------------------------------------- */
 
 /* A read of a socket the last read emptied (request/response traffic) is not
  * submitted with the write that usually comes with it, but one io_uring_enter
  * later: by then the peer has often answered, and the recv completes at once
  * instead of arming poll and finishing later as deferred task work (measured:
- * that path was 17 % of the engine's CPU at 1000 connections). */
-static void defer_read(tcp_op *op) {
-  uring_op *u = uop(op);
-  u->deferred = true;
-  u->backlog_next = R.fresh_reads;
-  R.fresh_reads = op;
-  wake_if_parked(); /* a parked I/O thread submits it at once (see release_reads) */
-}
+ * that path was 17 % of the engine's CPU at 1000 connections). This is the
+ * backend's own policy, not the core's: it exists because of how io_uring
+ * charges a recv that must wait. */
+static void hold_read(uring_backend *u, tcp_op *op) { queue_push(&u->fresh_reads, &op->backend_link); }
 
-/* I/O thread, lock held, before an io_uring_enter: submit the aged reads, and
- * the fresh ones too when the thread is about to wait (nothing else would
- * bring them in). A cancelled one completes here, never started in the OS. */
-static void release_reads(bool all) {
-  tcp_op *list = R.aged_reads;
-  R.aged_reads = NULL;
-  if (all) {
-    tcp_op **tail = &list;
-    while (*tail != NULL) tail = &uop(*tail)->backlog_next;
-    *tail = R.fresh_reads;
-    R.fresh_reads = NULL;
-  } else {
-    R.aged_reads = R.fresh_reads;
-    R.fresh_reads = NULL;
-  }
-  while (list != NULL) {
-    tcp_op *op = list;
-    uring_op *u = uop(op);
-    list = u->backlog_next;
-    u->deferred = false;
-    u->backlog_next = NULL;
-    if (u->cancel_requested) engine_op_done(op, -1, ECANCELED);
-    else if (R.backlog_head != NULL || !submit_op(op)) backlog_push(op);
+/* Before an io_uring_enter: submit the reads held for one enter; all of them
+ * when the thread is about to wait (nothing else would bring them in). */
+static void release_reads(uring_backend *u, bool all) {
+  qlink *l;
+  while ((l = queue_pop(&u->aged_reads)) != NULL) send_op(u, op_of(l));
+  while ((l = queue_pop(&u->fresh_reads)) != NULL) {
+    if (all) send_op(u, op_of(l));
+    else queue_push(&u->aged_reads, l);
   }
 }
 
-static void uring_start(tcp_op *op) {
+/* ---- the vtable: submit, cancel, release ----------------------------------- */
+
+static void uring_submit(backend *b, tcp_op *op) {
+  uring_backend *u = self(b);
   memset(uop(op), 0, sizeof(uring_op));
-  if (op->kind == OP_READ && usock(op->sock)->read_drained) {
-    defer_read(op);
+  if (u->broken) {
+    sink_op_failed(b->sink, op, TCP_ERR_BACKEND_FAILED, 0);
     return;
   }
-  if (R.backlog_head != NULL || !submit_op(op)) backlog_push(op);
-}
-
-static void uring_cancel(tcp_op *op) {
-  uring_op *u = uop(op);
-  u->cancel_requested = true;
-  if (u->in_backlog || u->deferred) return; /* completed without being started in the OS */
-  if (!submit_cancel(op)) {
-    u->cancel_in_backlog = true;
-    backlog_push(op);
+  if (op->kind == OP_SHUTDOWN_WRITE) {
+    /* Immediate in the kernel; no SQE (IORING_OP_SHUTDOWN is 5.11+ and buys nothing). */
+    int err = os_shutdown_write(op->sock->fd);
+    if (err != 0) sink_op_error(b->sink, op, err);
+    else sink_op_done(b->sink, op, 0);
+    return;
   }
+  if (op->kind == OP_READ && usock(op->sock)->read_drained) {
+    hold_read(u, op);
+    return;
+  }
+  send_op(u, op);
 }
 
-static void uring_wake(void) { wake_if_parked(); }
-
-/* I/O thread, lock held: keep a read of the wake eventfd pending. */
-static bool arm_wake_read(void) {
-  if (get_sqes(1) == NULL) return false; /* retried after the next pass */
-  struct io_uring_sqe *sqe = sqe_at(0);
-  sqe->opcode = IORING_OP_READ;
-  sqe->fd = R.wake_fd;
-  sqe->addr = (uint64_t)(uintptr_t)&R.wake_value;
-  sqe->len = sizeof(R.wake_value);
-  sqe->user_data = TAG_WAKE;
-  R.sq_tail_local += 1;
-  atomic_store_explicit(R.sq_tail, R.sq_tail_local, memory_order_release);
-  return true;
+static void uring_cancel(backend *b, tcp_op *op) {
+  uring_backend *u = self(b);
+  uring_op *o = uop(op);
+  ZT_ASSERT(!o->cancelled);
+  o->cancelled = true;
+  if (qlink_in(&op->backend_link, &u->in_kernel)) {
+    if (!send_cancel(u, op)) queue_push(&u->cancel_backlog, &o->cancel_link);
+    return;
+  }
+  /* Never reached the kernel (backlog or a held-back read): it ends here. */
+  queue_remove(op->backend_link.owner, &op->backend_link);
+  sink_op_cancelled(b->sink, op);
 }
 
-static int32_t uring_adopt(tcp_sock *s) {
+static int32_t uring_adopt(backend *b, tcp_sock *s) {
+  (void)b;
   memset(usock(s), 0, sizeof(uring_sock));
   return TCP_OK;
 }
 
-static void uring_release(tcp_sock *s) {
+static void uring_release(backend *b, tcp_sock *s) {
   close(s->fd);
   s->fd = -1;
-  engine_sock_released(s);
+  sink_sock_released(b->sink, s);
 }
 
-/* ---- completions (I/O thread, lock held) ------------------------------------ */
+/* ---- completions ------------------------------------------------------------- */
 
-static bool retry_errno(int res) { return res == -EINTR || res == -EAGAIN; }
+static bool retry_errno(int32_t res) { return res == -EINTR || res == -EAGAIN; }
 
-static void resubmit(tcp_op *op) {
-  if (!submit_op(op)) backlog_push(op);
-}
-
-static bool wake_read_armed;
-
-static void handle_cqe(uint64_t data, int res) {
-  if ((data & TAG_MASK) == TAG_WAKE) {
-    wake_read_armed = false;
+/* op's CQEs have all arrived: report it, or resubmit what is left. */
+static void op_settled(uring_backend *u, tcp_op *op) {
+  backend_sink *sink = u->base.sink;
+  uring_op *o = uop(op);
+  int32_t res = o->res;
+  if (res == -ECANCELED && o->cancelled) {
+    sink_op_cancelled(sink, op);
     return;
   }
-  if ((data & TAG_MASK) != TAG_OP) return;
-  tcp_op *op = (tcp_op *)(uintptr_t)data;
-  bool closing = op->sock->closing;
+  if (retry_errno(res) && !o->cancelled && op->kind != OP_CONNECT) {
+    send_op(u, op);
+    return;
+  }
+  if (res < 0) {
+    sink_op_error(sink, op, -res);
+    return;
+  }
   switch (op->kind) {
-    case OP_ACCEPT:
-      if (res >= 0) engine_accept_done(op, res);
-      else if (retry_errno(res) && !closing) resubmit(op);
-      else engine_op_done(op, -1, -res);
-      return;
+    case OP_ACCEPT: sink_accept_done(sink, op, res); return;
     case OP_READ:
-      if (res >= 0) usock(op->sock)->read_drained = (size_t)res < op->len;
-      if (res >= 0) engine_op_done(op, res, 0);
-      else if (retry_errno(res) && !closing) resubmit(op);
-      else engine_op_done(op, -1, -res);
+      usock(op->sock)->read_drained = (size_t)res < op->len;
+      sink_op_done(sink, op, res);
       return;
     case OP_WRITE:
-      if (res > 0) op->done += (size_t)res;
-      if (res < 0 && !retry_errno(res)) {
-        engine_op_done(op, -1, -res);
-      } else if (op->done < op->len && !closing) {
-        resubmit(op); /* short write: send the rest */
-      } else if (op->done == op->len) {
-        engine_op_done(op, (int64_t)op->len, 0);
-      } else {
-        engine_op_done(op, -1, ECANCELED); /* closing: the core reports the close */
-      }
+      op->done += (size_t)res;
+      if (op->done == op->len) sink_op_done(sink, op, (int64_t)op->len);
+      else if (o->cancelled) sink_op_cancelled(sink, op);
+      else send_op(u, op); /* short write: send the rest */
       return;
-    case OP_CONNECT:
-      if (res == 0) {
-        engine_op_done(op, 0, 0);
-      } else if (res == -ECANCELED && op->timeout_ms > 0 && !uop(op)->cancel_requested) {
-        engine_op_done(op, -1, ETIMEDOUT); /* the linked timeout fired */
-      } else {
-        engine_op_done(op, -1, -res);
-      }
-      return;
-    default:
-      return;
+    default: sink_op_done(sink, op, 0); return;
   }
 }
 
-static unsigned reap_cqes(void) {
-  unsigned reaped = 0;
-  for (;;) {
-    unsigned head = atomic_load_explicit(R.cq_head, memory_order_relaxed);
-    unsigned tail = atomic_load_explicit(R.cq_tail, memory_order_acquire);
-    if (head == tail) break;
-    for (; head != tail; head++, reaped++) {
-      struct io_uring_cqe *cqe = &R.cqes[head & R.cq_mask];
-      uint64_t data = cqe->user_data;
-      int res = cqe->res;
-      /* Hand the slot back before handling: handling may submit more. */
-      atomic_store_explicit(R.cq_head, head + 1, memory_order_release);
-      handle_cqe(data, res);
-    }
+static void handle_cqe(void *ctx, uint64_t data, int32_t res) {
+  uring_backend *u = ctx;
+  unsigned tag = (unsigned)(data & TAG_MASK);
+  if (tag == TAG_WAKE) {
+    u->wake_armed = false;
+    return;
   }
-  return reaped;
-}
-
-/* Lock not needed: is there work the I/O thread could do without waiting?
- * CQEs in the ring, deferred completion work (IORING_SQ_TASKRUN), or SQEs
- * published but not consumed. */
-static bool work_visible(void) {
-  if (atomic_load_explicit(R.cq_tail, memory_order_acquire) !=
-      atomic_load_explicit(R.cq_head, memory_order_relaxed))
-    return true;
-  if (atomic_load_explicit(R.sq_flags, memory_order_relaxed) & IORING_SQ_TASKRUN) return true;
-  return atomic_load_explicit(R.sq_tail, memory_order_acquire) !=
-         atomic_load_explicit(R.sq_head, memory_order_acquire);
-}
-
-/* Before parking, give other threads (the isolates' threads, often on this
- * very CPU) a few chances to produce work, so that a busy engine handles
- * events in batches instead of sleeping and being woken for each one. */
-#define SPIN_YIELDS 8
-
-static void linger_before_park(void) {
-  for (int i = 0; i < SPIN_YIELDS && !work_visible(); i++) sched_yield();
-}
-
-static void uring_run(void) {
-  if (R.disabled) sys_register(IORING_REGISTER_ENABLE_RINGS, NULL, 0); /* this thread is the issuer */
-  wake_read_armed = false;
-  bool stop_seen = false;
-  for (;;) {
-    linger_before_park();
-    engine_lock();
-    if (!wake_read_armed) wake_read_armed = arm_wake_read();
-    /* Park only with nothing to post (a completion queued off this thread
-     * while it was awake sent no eventfd write: it is seen here) and a wake
-     * read armed. */
-    /* A stop request made while this thread was awake sent no eventfd write
-     * either: take one non-waiting pass when it is first seen. */
-    bool stop_news = engine_stopping() && !stop_seen;
-    stop_seen = engine_stopping();
-    /* Never with a backlog: nothing would wake us to drain it, and this
-     * io_uring_enter empties the SQ, so the next pass has room for it. */
-    bool may_park = wake_read_armed && !engine_done_pending() && !stop_news && R.backlog_head == NULL;
-    /* Held-back reads go in now; all of them before waiting. */
-    release_reads(may_park);
-    /* A cancelled read completed there must be posted first. */
-    R.parked = may_park && R.backlog_head == NULL && !engine_done_pending();
-    R.wake_sent = false;
-    bool wait = R.parked;
-    /* Exactly what is published now: io_uring_enter skips the wait (and the
-     * deferred completion work) when it submits fewer SQEs than asked. SQEs
-     * published after this point come with an eventfd write (parked). */
-    unsigned to_submit = R.sq_entries - sq_free();
-    engine_unlock();
-    /* Submits, runs deferred completion work, and waits for one CQE if
-     * parked. EINTR, EBUSY, EAGAIN: reap what is there and go round again. */
-    sys_enter(to_submit, wait ? 1 : 0, IORING_ENTER_GETEVENTS);
-    engine_lock();
-    R.parked = false;
-    reap_cqes();
-    /* CQ overflowed (completions parked in the kernel, NODROP): flush them. */
-    while (atomic_load_explicit(R.sq_flags, memory_order_relaxed) & IORING_SQ_CQ_OVERFLOW) {
-      sys_enter(0, 0, IORING_ENTER_GETEVENTS);
-      if (reap_cqes() == 0) break;
-    }
-    drain_backlog();
-    engine_unlock();
-    engine_flush();
-    engine_lock();
-    bool finished = engine_stopping() && engine_drained();
-    engine_unlock();
-    if (finished) return;
+  tcp_op *op = (tcp_op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
+  uring_op *o = uop(op);
+  ZT_ASSERT(qlink_in(&op->backend_link, &u->in_kernel));
+  ZT_ASSERT(o->cqes_due > 0);
+  o->cqes_due--;
+  if (tag == TAG_OP) {
+    ZT_ASSERT(!o->cqe_seen);
+    o->cqe_seen = true;
+    o->res = res;
+    /* A cancel still waiting for SQ room is moot now. */
+    if (qlink_queued(&o->cancel_link)) queue_remove(&u->cancel_backlog, &o->cancel_link);
   }
+  if (!o->cqe_seen || o->cqes_due > 0) return;
+  queue_remove(&u->in_kernel, &op->backend_link);
+  op_settled(u, op);
+}
+
+/* ---- failure: the ring lost completions or broke -------------------------- */
+
+/* Every op the kernel holds fails with TCP_ERR_BACKEND_FAILED and is
+ * quarantined (the kernel may still write into it, so its memory is never
+ * reused); ops that never reached the kernel fail too, and from now on every
+ * submit fails at once. The engine stays usable for closing and shutting
+ * down; tcp_shutdown + tcp_init gets a fresh ring. */
+static void fail_everything(uring_backend *u, int os_error) {
+  backend_sink *sink = u->base.sink;
+  u->broken = true;
+  qlink *l;
+  while ((l = queue_pop(&u->cancel_backlog)) != NULL) {
+  }
+  while ((l = queue_pop(&u->in_kernel)) != NULL) {
+    op_of(l)->quarantined = true;
+    sink_op_failed(sink, op_of(l), TCP_ERR_BACKEND_FAILED, os_error);
+  }
+  queue *lists[] = {&u->backlog, &u->fresh_reads, &u->aged_reads};
+  for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+    while ((l = queue_pop(lists[i])) != NULL) sink_op_failed(sink, op_of(l), TCP_ERR_BACKEND_FAILED, os_error);
+}
+
+/* The broken ring is never entered again; waits go to the eventfd. */
+static void poll_broken(uring_backend *u, int64_t timeout_ms) {
+  struct pollfd p = {.fd = u->wake_fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms < 0 ? -1 : (int)(timeout_ms > 0x7fffffff ? 0x7fffffff : timeout_ms)) > 0) {
+    uint64_t value;
+    (void)!read(u->wake_fd, &value, sizeof(value));
+  }
+}
+
+static int injected_errno(uring_backend *u) {
+  if (u->fault_errno == 0) return 0;
+  if (u->fault_after > 0) {
+    u->fault_after--;
+    return 0;
+  }
+  int err = u->fault_errno;
+  u->fault_errno = 0; /* once */
+  return err;
+}
+
+/* ---- poll -------------------------------------------------------------------- */
+
+static void reap_all(uring_backend *u) {
+  uring_reap(&u->ring, handle_cqe, u);
+  /* CQ overflowed (completions parked in the kernel, NODROP): flush them. */
+  while (uring_cq_overflowed(&u->ring)) {
+    if (uring_enter(&u->ring, 0, 0) != URING_ENTER_OK) break;
+    if (uring_reap(&u->ring, handle_cqe, u) == 0) break;
+  }
+}
+
+static void uring_poll(backend *b, int64_t timeout_ms) {
+  uring_backend *u = self(b);
+  if (u->broken) {
+    poll_broken(u, timeout_ms);
+    return;
+  }
+  arm_wake_read(u);
+  drain_backlogs(u);
+  release_reads(u, timeout_ms != 0);
+  /* Never wait with a backlog: nothing would wake us to drain it (this enter
+   * empties the SQ, so the next pass has room). */
+  bool backlog = !queue_empty(&u->backlog) || !queue_empty(&u->cancel_backlog);
+  uring_enter_result rc = uring_enter(&u->ring, backlog || !u->wake_armed ? 0 : timeout_ms, injected_errno(u));
+  if (rc == URING_ENTER_OK || rc == URING_ENTER_BUSY) reap_all(u);
+  if (rc == URING_ENTER_BUSY && timeout_ms != 0 && u->wake_armed && uring_sq_pending(&u->ring) == 0) {
+    /* EAGAIN / EBUSY: the kernel wants completions reaped before it takes
+     * more. Wait for one, submitting nothing, instead of retrying at once --
+     * but only when the wake read is surely in the kernel (the SQ is empty),
+     * or nothing could end the wait. Otherwise the next pass retries. */
+    rc = uring_wait(&u->ring, timeout_ms);
+    if (rc == URING_ENTER_OK || rc == URING_ENTER_BUSY) reap_all(u);
+  }
+  if (rc != URING_ENTER_BROKEN && uring_cqes_lost(&u->ring)) rc = URING_ENTER_LOST;
+  if (rc == URING_ENTER_LOST) fail_everything(u, EBADR);
+  if (rc == URING_ENTER_BROKEN) fail_everything(u, u->ring.last_errno);
+  drain_backlogs(u);
+}
+
+static bool uring_events_ready(backend *b) {
+  uring_backend *u = self(b);
+  return !u->broken && uring_has_work(&u->ring);
+}
+
+static void uring_wake(backend *b) {
+  uring_backend *u = self(b);
+  uint64_t one = 1;
+  while (write(u->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR) {
+  }
+}
+
+/* ---- setup and teardown ------------------------------------------------------- */
+
+static void uring_thread_begin(backend *b) {
+  uring_backend *u = self(b);
+  int err = uring_ring_enable(&u->ring); /* this thread is the issuer */
+  if (err != 0) fail_everything(u, err);
+}
+
+/* ZIG_TCP_URING_ENTRIES=N (tests): an SQ of N >= 2 entries and a CQ of 2N, so
+ * the SQ-full backlog and CQ overflow paths are driven on purpose. */
+static void ring_sizes(unsigned *sq_entries, unsigned *cq_entries) {
+  *sq_entries = SQ_ENTRIES;
+  *cq_entries = CQ_ENTRIES;
+  const char *env = getenv("ZIG_TCP_URING_ENTRIES");
+  if (env != NULL && atoi(env) > 0) {
+    *sq_entries = atoi(env) < 2 ? 2u : (unsigned)atoi(env);
+    *cq_entries = 2 * *sq_entries;
+  }
+}
+
+/* ZIG_TCP_URING_FAULT=ERRNO[@N] (tests): the (N+1)th io_uring_enter fails
+ * with that errno (EBADR, EBUSY, EBADFD ... as a number or a name). */
+static void fault_from_env(uring_backend *u) {
+  const char *env = getenv("ZIG_TCP_URING_FAULT");
+  if (env == NULL || env[0] == '\0') return;
+  static const struct { const char *name; int value; } names[] = {
+      {"EBADR", EBADR}, {"EBUSY", EBUSY}, {"EAGAIN", EAGAIN}, {"EBADFD", EBADFD}, {"ENXIO", ENXIO}, {"EINTR", EINTR}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    if (strncmp(env, names[i].name, strlen(names[i].name)) == 0) u->fault_errno = names[i].value;
+  if (u->fault_errno == 0) u->fault_errno = atoi(env);
+  const char *at = strchr(env, '@');
+  u->fault_after = at != NULL ? (unsigned)atoi(at + 1) : 0;
+}
+
+static int32_t uring_create(backend_sink *sink, backend **out) {
+  uring_backend *u = calloc(1, sizeof(*u));
+  if (u == NULL) return TCP_ERR_NO_MEMORY;
+  unsigned sq_entries, cq_entries;
+  ring_sizes(&sq_entries, &cq_entries);
+  int32_t rc = uring_ring_setup(&u->ring, sq_entries, cq_entries);
+  if (rc != TCP_OK) {
+    free(u);
+    return rc;
+  }
+  u->wake_fd = eventfd(0, EFD_CLOEXEC); /* blocking: io_uring waits for it by poll */
+  if (u->wake_fd < 0) {
+    uring_ring_teardown(&u->ring);
+    free(u);
+    return TCP_ERR_NO_MEMORY;
+  }
+  fault_from_env(u);
+  u->base.vtable = &backend_io_uring;
+  u->base.sink = sink;
+  *out = &u->base;
+  return TCP_OK;
+}
+
+static void uring_destroy(backend *b) {
+  uring_backend *u = self(b);
+  ZT_ASSERT(queue_empty(&u->in_kernel) && queue_empty(&u->backlog) && queue_empty(&u->cancel_backlog));
+  ZT_ASSERT(queue_empty(&u->fresh_reads) && queue_empty(&u->aged_reads));
+  uring_ring_teardown(&u->ring);
+  close(u->wake_fd);
+  free(u);
 }
 
 const backend_vtable backend_io_uring = {
     .name = "io_uring",
-    .init = uring_init,
-    .run = uring_run,
-    .wake = uring_wake,
-    .start = uring_start,
-    .cancel = uring_cancel,
-    .adopt = uring_adopt,
-    .release = uring_release,
+    .create = uring_create,
     .destroy = uring_destroy,
+    .thread_begin = uring_thread_begin,
+    .adopt = uring_adopt,
+    .submit = uring_submit,
+    .cancel = uring_cancel,
+    .release = uring_release,
+    .poll = uring_poll,
+    .wake = uring_wake,
+    .events_ready = uring_events_ready,
 };

@@ -1,13 +1,9 @@
 /* backend_uv.c -- the libuv backend: the fallback on Linux (no io_uring, or
  * ZIG_TCP_BACKEND=uv) and the backend on macOS, the BSDs and other Unixes.
  *
- * libuv is not thread-safe: only the I/O thread (run()) touches the loop. The
- * core calls start/cancel/release from any thread with the engine lock held;
- * they only record a command on a queue that the same lock guards, and wake the
- * loop with uv_async_send. The I/O thread drains that queue between passes of
- * the loop, making the libuv calls with the engine lock held (none of them
- * calls back synchronously), and every libuv callback takes the lock before it
- * touches core state.
+ * libuv is not thread-safe, and here it need not be: the loop calls submit,
+ * cancel, release and poll on the I/O thread only, and libuv's callbacks run
+ * inside poll's uv_run. Only wake (uv_async_send) comes from other threads.
  *
  * Per operation:
  *   read     uv_read_start into op->data. The stream keeps reading after a
@@ -16,14 +12,14 @@
  *            A read that finds the stream stopped first tries recv(2) at once.
  *   write    uv_try_write, then uv_write of any rest (libuv resubmits short
  *            writes).
- *   connect  non-blocking connect(2) + a uv_poll for writability + a uv_timer
- *            for the deadline. Not uv_tcp_connect: abandoning that needs
- *            uv_close, which would close the fd while the core still uses it.
+ *   connect  non-blocking connect(2) + a uv_poll for writability. Not
+ *            uv_tcp_connect: abandoning that needs uv_close, which would close
+ *            the fd while the core still uses it.
  *   accept   accept(2) on the listener while accepts wait, with a uv_poll that
  *            runs only while some do. Not uv_listen: it would call listen()
  *            again (overriding the backlog) and accept ahead of demand.
  * A connection's uv_tcp_t is made lazily (uv_tcp_open on the core's fd) by
- * its first read or write, on the I/O thread. */
+ * its first read or write. */
 #if !defined(_WIN32)
 
 #include <errno.h>
@@ -34,65 +30,49 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "engine.h"
+#include "backend.h"
 
-/* A link in the command queue; the first member of both uv_op and uv_sock. */
-typedef struct cmd_node {
-  struct cmd_node *prev, *next;
-  bool queued;
-  bool is_sock; /* a uv_sock (release) rather than a uv_op (start/cancel) */
-} cmd_node;
+typedef struct uv_backend uv_backend;
 
-/* Lives in tcp_op.backend, from start() until the op's completion. */
+/* Lives in tcp_op.backend while the op is submitted. */
 typedef struct uv_op {
-  cmd_node node;
-  tcp_op *op;
-  bool start_pending;
-  bool cancel_pending;
-  tcp_op *accept_next; /* a listener's waiting accepts */
+  bool cancelled;
   uv_write_t write_req;
 } uv_op;
 
-/* Allocated by adopt() (a uv_tcp_t does not fit tcp_sock.backend beside the
- * rest); tcp_sock.backend holds the pointer. Freed just before
- * engine_sock_released. Every field is touched on the I/O thread only, except
- * the queue node (engine lock). */
+/* Allocated by adopt (a uv_tcp_t does not fit tcp_sock.backend beside the
+ * rest); tcp_sock.backend holds the pointer. */
 typedef struct uv_sock {
-  cmd_node node;
   tcp_sock *sock;
-  uv_tcp_t stream;          /* connection: reads and writes */
-  uv_poll_t poll;           /* listener: readable; connection: connect done */
-  uv_timer_t connect_timer; /* connect deadline */
-  int handles_open;         /* initialised handles whose close callback is due */
+  uv_backend *owner;
+  uv_tcp_t stream;   /* connection: reads and writes */
+  uv_poll_t poll;    /* listener: readable; connection: connect done */
+  int handles_open;  /* initialised handles whose close callback is due */
   bool stream_init, stream_closing;
-  bool stream_owns_fd;      /* uv_tcp_open succeeded: uv_close closes the fd */
-  bool reading;             /* uv_read_start is in effect */
-  int stream_error;         /* uv_tcp_open failed with this errno */
+  bool stream_owns_fd; /* uv_tcp_open succeeded: uv_close closes the fd */
+  bool reading;        /* uv_read_start is in effect */
+  int stream_error;    /* uv_tcp_open failed with this errno */
   bool poll_init, poll_closing, polling;
-  bool timer_init, timer_closing;
-  bool nonblocking;         /* O_NONBLOCK set on the fd */
+  bool nonblocking;    /* O_NONBLOCK set on the fd */
   bool release_started;
   tcp_op *read_op, *write_op, *connect_op;
-  tcp_op *accept_head, *accept_tail;
+  queue accepts;       /* waiting accepts (tcp_op.backend_link) */
 } uv_sock;
+
+struct uv_backend {
+  backend base;
+  uv_loop_t loop;
+  uv_async_t wake_async;
+  uv_timer_t poll_timer; /* bounds a waiting poll */
+};
 
 _Static_assert(sizeof(uv_op) <= OP_BACKEND_BYTES, "uv_op must fit tcp_op.backend");
 _Static_assert(_Alignof(uv_op) <= 16, "tcp_op.backend is 16-byte aligned");
 _Static_assert(sizeof(uv_sock *) <= SOCK_BACKEND_BYTES, "tcp_sock.backend holds a pointer");
 
-static struct {
-  uv_loop_t loop;
-  uv_async_t wake_async;
-  /* wake() may run on any thread, also while run() is closing the async
-   * handle: this lock makes "still open?" and uv_async_send one step. */
-  uv_mutex_t wake_mutex;
-  bool wake_enabled;
-  cmd_node queue; /* sentinel of a circular list; engine lock */
-} B;
-
-static _Thread_local bool on_loop_thread;
-
-static uv_op *op_state(tcp_op *op) { return (uv_op *)(void *)op->backend; }
+static uv_op *uv_op_of(tcp_op *op) { return (uv_op *)(void *)op->backend; }
+static uv_backend *self(backend *b) { return (uv_backend *)(void *)b; }
+static backend_sink *sink_of(uv_sock *us) { return us->owner->base.sink; }
 
 static uv_sock *sock_state(tcp_sock *s) {
   uv_sock *us;
@@ -102,56 +82,17 @@ static uv_sock *sock_state(tcp_sock *s) {
 
 static void set_sock_state(tcp_sock *s, uv_sock *us) { memcpy(s->backend, &us, sizeof(us)); }
 
-/* ---- command queue (engine lock held) ------------------------------------- */
-
-static void queue_push(cmd_node *n) {
-  n->queued = true;
-  n->next = &B.queue;
-  n->prev = B.queue.prev;
-  B.queue.prev->next = n;
-  B.queue.prev = n;
-}
-
-static void queue_unlink(cmd_node *n) {
-  n->prev->next = n->next;
-  n->next->prev = n->prev;
-  n->prev = n->next = NULL;
-  n->queued = false;
-}
-
-static cmd_node *queue_pop(void) {
-  cmd_node *n = B.queue.next;
-  if (n == &B.queue) return NULL;
-  queue_unlink(n);
-  return n;
-}
-
-static void uv_wake(void) {
-  uv_mutex_lock(&B.wake_mutex);
-  if (B.wake_enabled) uv_async_send(&B.wake_async);
-  uv_mutex_unlock(&B.wake_mutex);
-}
-
-/* On the I/O thread the run loop drains the queue right after the current
- * pass, so no wake-up is needed. */
-static void queue_command(cmd_node *n) {
-  if (!n->queued) queue_push(n);
-  if (!on_loop_thread) uv_wake();
-}
-
-/* ---- completing ops (engine lock held) ------------------------------------ */
-
-/* result >= 0: success value; otherwise os_error is the positive errno. */
-static void finish_op(tcp_op *op, int64_t result, int os_error) {
-  uv_op *u = op_state(op);
-  /* A cancel queued behind this completion must not run: the core frees op. */
-  if (u->node.queued) queue_unlink(&u->node);
-  if (result < 0) engine_op_done(op, -1, os_error);
-  else engine_op_done(op, result, 0);
-}
-
 /* libuv status codes are -errno on Unix. */
 static int errno_of(int uv_status) { return uv_status < 0 ? -uv_status : uv_status; }
+
+/* result >= 0: success value; otherwise os_error is the errno. A cancelled op
+ * that ends with ECANCELED is reported as ended by its cancel. */
+static void report(uv_sock *us, tcp_op *op, int64_t result, int os_error) {
+  backend_sink *sink = sink_of(us);
+  if (result >= 0) sink_op_done(sink, op, result);
+  else if (os_error == ECANCELED && uv_op_of(op)->cancelled) sink_op_cancelled(sink, op);
+  else sink_op_error(sink, op, os_error);
+}
 
 static int set_nonblocking(uv_sock *us) {
   if (us->nonblocking) return 0;
@@ -167,22 +108,22 @@ static int set_nonblocking(uv_sock *us) {
 static void finish_release(uv_sock *us) {
   tcp_sock *s = us->sock;
   if (!us->stream_owns_fd) os_socket_close(s->fd);
+  s->fd = -1;
+  backend_sink *sink = sink_of(us);
   set_sock_state(s, NULL);
   free(us);
-  engine_sock_released(s);
+  sink_sock_released(sink, s);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
-  engine_lock();
   uv_sock *us = h->data;
   us->handles_open--;
   if (us->release_started && us->handles_open == 0) finish_release(us);
-  engine_unlock();
 }
 
 /* Closing the stream is also the only way to abandon a libuv write: its
  * callback then runs with UV_ECANCELED. A read gets no callback, so it is
- * completed here. */
+ * reported here. */
 static void close_stream(uv_sock *us) {
   if (!us->stream_init || us->stream_closing) return;
   us->stream_closing = true;
@@ -190,7 +131,7 @@ static void close_stream(uv_sock *us) {
   tcp_op *read_op = us->read_op;
   us->read_op = NULL;
   uv_close((uv_handle_t *)&us->stream, on_handle_closed);
-  if (read_op != NULL) finish_op(read_op, -1, ECANCELED);
+  if (read_op != NULL) report(us, read_op, -1, ECANCELED);
 }
 
 static void close_poll(uv_sock *us) {
@@ -201,17 +142,21 @@ static void close_poll(uv_sock *us) {
   uv_close((uv_handle_t *)&us->poll, on_handle_closed);
 }
 
-static void close_timer(uv_sock *us) {
-  if (!us->timer_init || us->timer_closing) return;
-  us->timer_closing = true;
-  uv_close((uv_handle_t *)&us->connect_timer, on_handle_closed);
+static int ensure_poll(uv_sock *us) {
+  if (us->poll_init) return 0;
+  int rc = uv_poll_init_socket(&us->owner->loop, &us->poll, us->sock->fd);
+  if (rc != 0) return errno_of(rc);
+  us->poll_init = true;
+  us->handles_open++;
+  us->poll.data = us;
+  return 0;
 }
 
 /* Returns 0 once the connection's uv_tcp_t wraps the fd, else an errno. */
 static int ensure_stream(uv_sock *us) {
   if (us->stream_closing) return ECANCELED;
   if (us->stream_init) return us->stream_error;
-  int rc = uv_tcp_init(&B.loop, &us->stream);
+  int rc = uv_tcp_init(&us->owner->loop, &us->stream);
   if (rc != 0) return errno_of(rc);
   us->stream_init = true;
   us->handles_open++;
@@ -236,8 +181,7 @@ static int ensure_stream(uv_sock *us) {
 
 static void on_read_alloc(uv_handle_t *h, size_t suggested_bytes, uv_buf_t *buf) {
   (void)suggested_bytes;
-  /* I/O thread only; read_op is set before uv_read_start. A zero-length
-   * buffer makes libuv report UV_ENOBUFS, which on_read ignores. */
+  /* A zero-length buffer makes libuv report UV_ENOBUFS, which on_read ignores. */
   uv_sock *us = h->data;
   tcp_op *op = us->read_op;
   buf->base = op ? (char *)op->data : NULL;
@@ -253,7 +197,6 @@ static void stop_reading(uv_sock *us) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
   if (nread == 0) return; /* EAGAIN: libuv keeps polling */
-  engine_lock();
   uv_sock *us = stream->data;
   tcp_op *op = us->read_op;
   us->read_op = NULL;
@@ -261,23 +204,20 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
    * bytes arrive. Bytes with no read waiting (UV_ENOBUFS from on_read_alloc),
    * end of stream and errors stop it; the next read starts it again. */
   if (nread < 0 || op == NULL) stop_reading(us);
-  if (op != NULL) {
-    if (nread > 0) finish_op(op, nread, 0);
-    else if (nread == UV_EOF) finish_op(op, 0, 0);
-    else finish_op(op, -1, errno_of((int)nread));
-  }
-  engine_unlock();
+  if (op == NULL) return;
+  if (nread > 0) report(us, op, nread, 0);
+  else if (nread == UV_EOF) report(us, op, 0, 0);
+  else report(us, op, -1, errno_of((int)nread));
 }
 
 static void start_read(uv_sock *us, tcp_op *op) {
   int err = ensure_stream(us);
   if (err != 0) {
-    finish_op(op, -1, err);
+    report(us, op, -1, err);
     return;
   }
   if (us->reading) {
-    /* Still polled: libuv reads into op->data when bytes come. */
-    us->read_op = op;
+    us->read_op = op; /* still polled: libuv reads into op->data when bytes come */
     return;
   }
   /* Try the socket first: when bytes are already queued (pipelined or bulk
@@ -288,18 +228,18 @@ static void start_read(uv_sock *us, tcp_op *op) {
     n = recv(us->sock->fd, op->data, op->len, 0);
   } while (n < 0 && errno == EINTR);
   if (n >= 0) {
-    finish_op(op, n, 0);
+    report(us, op, n, 0);
     return;
   }
   if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    finish_op(op, -1, errno);
+    report(us, op, -1, errno);
     return;
   }
   us->read_op = op;
   int rc = uv_read_start((uv_stream_t *)&us->stream, on_read_alloc, on_read);
   if (rc != 0) {
     us->read_op = NULL;
-    finish_op(op, -1, errno_of(rc));
+    report(us, op, -1, errno_of(rc));
     return;
   }
   us->reading = true;
@@ -308,49 +248,50 @@ static void start_read(uv_sock *us, tcp_op *op) {
 /* ---- write ----------------------------------------------------------------- */
 
 static void on_write(uv_write_t *req, int status) {
-  engine_lock();
   tcp_op *op = req->data;
   uv_sock *us = sock_state(op->sock);
   us->write_op = NULL;
-  if (status == 0) finish_op(op, (int64_t)op->len, 0);
-  else finish_op(op, -1, errno_of(status));
-  engine_unlock();
+  if (status == 0) report(us, op, (int64_t)op->len, 0);
+  else report(us, op, -1, errno_of(status));
 }
 
 static void start_write(uv_sock *us, tcp_op *op) {
   int err = ensure_stream(us);
   if (err != 0) {
-    finish_op(op, -1, err);
+    report(us, op, -1, err);
     return;
   }
-  uv_op *u = op_state(op);
-  uv_buf_t buf;
-  buf.base = (char *)op->data + op->done;
-  buf.len = op->len - op->done;
+  uv_buf_t buf = uv_buf_init((char *)op->data + op->done, (unsigned)(op->len - op->done));
   /* uv_try_write first: bytes that go out at once complete in this pass and
    * leave the poll mask alone (a uv_write that finishes at once still re-arms
    * it afterwards: one epoll_ctl per write). uv_write takes any rest. */
   int sent = uv_try_write((uv_stream_t *)&us->stream, &buf, 1);
   if (sent < 0 && sent != UV_EAGAIN) {
-    finish_op(op, -1, errno_of(sent));
+    report(us, op, -1, errno_of(sent));
     return;
   }
   if (sent > 0) {
     op->done += (size_t)sent;
     if (op->done == op->len) {
-      finish_op(op, (int64_t)op->len, 0);
+      report(us, op, (int64_t)op->len, 0);
       return;
     }
     buf.base += sent;
     buf.len -= (size_t)sent;
   }
+  uv_op *u = uv_op_of(op);
   u->write_req.data = op;
   us->write_op = op;
   int rc = uv_write(&u->write_req, (uv_stream_t *)&us->stream, &buf, 1, on_write);
   if (rc != 0) {
     us->write_op = NULL;
-    finish_op(op, -1, errno_of(rc));
+    report(us, op, -1, errno_of(rc));
   }
+}
+
+static void start_shutdown_write(uv_sock *us, tcp_op *op) {
+  int err = os_shutdown_write(us->sock->fd);
+  report(us, op, err ? -1 : 0, err);
 }
 
 /* ---- connect --------------------------------------------------------------- */
@@ -360,29 +301,18 @@ static void finish_connect(uv_sock *us, int os_error) {
   if (op == NULL) return;
   us->connect_op = NULL;
   close_poll(us);
-  close_timer(us);
-  finish_op(op, os_error ? -1 : 0, os_error);
+  report(us, op, os_error ? -1 : 0, os_error);
 }
 
 static void on_connect_ready(uv_poll_t *h, int status, int events) {
-  engine_lock();
   uv_sock *us = h->data;
-  if (us->connect_op != NULL) {
-    int so_error = 0;
-    socklen_t len = sizeof(so_error);
-    if (getsockopt(us->sock->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
-    /* libuv turns POLLERR into a bare UV_EBADF; SO_ERROR has the reason. */
-    if (so_error == 0 && status < 0) so_error = errno_of(status);
-    if (so_error != 0 || (events & UV_WRITABLE)) finish_connect(us, so_error);
-  }
-  engine_unlock();
-}
-
-static void on_connect_timeout(uv_timer_t *t) {
-  engine_lock();
-  uv_sock *us = t->data;
-  finish_connect(us, ETIMEDOUT);
-  engine_unlock();
+  if (us->connect_op == NULL) return;
+  int so_error = 0;
+  socklen_t len = sizeof(so_error);
+  if (getsockopt(us->sock->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
+  /* libuv turns POLLERR into a bare UV_EBADF; SO_ERROR has the reason. */
+  if (so_error == 0 && status < 0) so_error = errno_of(status);
+  if (so_error != 0 || (events & UV_WRITABLE)) finish_connect(us, so_error);
 }
 
 static void start_connect(uv_sock *us, tcp_op *op) {
@@ -392,8 +322,7 @@ static void start_connect(uv_sock *us, tcp_op *op) {
     finish_connect(us, err);
     return;
   }
-  int fd = us->sock->fd;
-  if (connect(fd, (const struct sockaddr *)&op->addr, (socklen_t)op->addr_len) == 0) {
+  if (connect(us->sock->fd, (const struct sockaddr *)&op->addr, (socklen_t)op->addr_len) == 0) {
     finish_connect(us, 0);
     return;
   }
@@ -402,31 +331,13 @@ static void start_connect(uv_sock *us, tcp_op *op) {
     finish_connect(us, errno);
     return;
   }
-  int rc = uv_poll_init_socket(&B.loop, &us->poll, fd);
-  if (rc != 0) {
-    finish_connect(us, errno_of(rc));
-    return;
-  }
-  us->poll_init = true;
-  us->handles_open++;
-  us->poll.data = us;
-  rc = uv_poll_start(&us->poll, UV_WRITABLE, on_connect_ready);
-  if (rc != 0) {
-    finish_connect(us, errno_of(rc));
+  err = ensure_poll(us);
+  if (err == 0) err = errno_of(uv_poll_start(&us->poll, UV_WRITABLE, on_connect_ready));
+  if (err != 0) {
+    finish_connect(us, err);
     return;
   }
   us->polling = true;
-  if (op->timeout_ms > 0) {
-    rc = uv_timer_init(&B.loop, &us->connect_timer);
-    if (rc != 0) {
-      finish_connect(us, errno_of(rc));
-      return;
-    }
-    us->timer_init = true;
-    us->handles_open++;
-    us->connect_timer.data = us;
-    uv_timer_start(&us->connect_timer, on_connect_timeout, (uint64_t)op->timeout_ms, 0);
-  }
 }
 
 /* ---- accept ----------------------------------------------------------------- */
@@ -446,8 +357,7 @@ static int accept_nonblocking(int listener_fd, int *os_error) {
     return -1;
   }
   int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
-      fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
     *os_error = errno;
     close(fd);
     return -1;
@@ -475,18 +385,13 @@ static bool accept_error_is_transient(int err) {
     case ENONET:
 #endif
       return true;
-    default:
-      return false;
+    default: return false;
   }
 }
 
 static tcp_op *accept_pop(uv_sock *us) {
-  tcp_op *op = us->accept_head;
-  if (op == NULL) return NULL;
-  us->accept_head = op_state(op)->accept_next;
-  if (us->accept_head == NULL) us->accept_tail = NULL;
-  op_state(op)->accept_next = NULL;
-  return op;
+  qlink *l = queue_pop(&us->accepts);
+  return l != NULL ? QUEUE_ENTRY(l, tcp_op, backend_link) : NULL;
 }
 
 static void on_listener_ready(uv_poll_t *h, int status, int events);
@@ -494,47 +399,36 @@ static void on_listener_ready(uv_poll_t *h, int status, int events);
 /* Poll the listener exactly while accepts wait: connections nobody asked for
  * stay in the kernel's queue. */
 static void update_accept_polling(uv_sock *us) {
-  bool want = us->accept_head != NULL;
+  bool want = !queue_empty(&us->accepts);
   if (want == us->polling) return;
   if (!want) {
     uv_poll_stop(&us->poll);
     us->polling = false;
     return;
   }
-  int rc = 0;
-  if (!us->poll_init) {
-    rc = uv_poll_init_socket(&B.loop, &us->poll, us->sock->fd);
-    if (rc == 0) {
-      us->poll_init = true;
-      us->handles_open++;
-      us->poll.data = us;
-    }
-  }
-  if (rc == 0) rc = uv_poll_start(&us->poll, UV_READABLE, on_listener_ready);
-  if (rc == 0) {
+  int err = ensure_poll(us);
+  if (err == 0) err = errno_of(uv_poll_start(&us->poll, UV_READABLE, on_listener_ready));
+  if (err == 0) {
     us->polling = true;
     return;
   }
   tcp_op *op;
-  while ((op = accept_pop(us)) != NULL) finish_op(op, -1, errno_of(rc));
+  while ((op = accept_pop(us)) != NULL) report(us, op, -1, err);
 }
 
 /* Pairs waiting accepts with queued connections, first come first served. */
 static void serve_accepts(uv_sock *us) {
-  while (us->accept_head != NULL) {
+  while (!queue_empty(&us->accepts)) {
     int err = 0;
     int fd = accept_nonblocking(us->sock->fd, &err);
     if (fd >= 0) {
-      tcp_op *op = accept_pop(us);
-      uv_op *u = op_state(op);
-      if (u->node.queued) queue_unlink(&u->node);
-      engine_accept_done(op, fd); /* on failure the core closed fd */
+      sink_accept_done(sink_of(us), accept_pop(us), fd);
       continue;
     }
     if (err == EAGAIN || err == EWOULDBLOCK) break;
     if (accept_error_is_transient(err)) continue;
     /* EMFILE and the like: fail one accept; the next may succeed later. */
-    finish_op(accept_pop(us), -1, err);
+    report(us, accept_pop(us), -1, err);
     break;
   }
   update_accept_polling(us);
@@ -543,121 +437,120 @@ static void serve_accepts(uv_sock *us) {
 static void on_listener_ready(uv_poll_t *h, int status, int events) {
   (void)status; /* an error shows up in accept() itself */
   (void)events;
-  engine_lock();
   serve_accepts(h->data);
-  engine_unlock();
 }
 
 static void start_accept(uv_sock *us, tcp_op *op) {
   int err = set_nonblocking(us);
   if (err != 0) {
-    finish_op(op, -1, err);
+    report(us, op, -1, err);
     return;
   }
-  op_state(op)->accept_next = NULL;
-  if (us->accept_tail) op_state(us->accept_tail)->accept_next = op;
-  else us->accept_head = op;
-  us->accept_tail = op;
+  queue_push(&us->accepts, &op->backend_link);
   serve_accepts(us);
 }
 
-static void cancel_accept(uv_sock *us, tcp_op *op) {
-  tcp_op *prev = NULL;
-  for (tcp_op *it = us->accept_head; it != NULL; prev = it, it = op_state(it)->accept_next) {
-    if (it != op) continue;
-    tcp_op *next = op_state(it)->accept_next;
-    if (prev) op_state(prev)->accept_next = next;
-    else us->accept_head = next;
-    if (us->accept_tail == op) us->accept_tail = prev;
-    finish_op(op, -1, ECANCELED);
-    update_accept_polling(us);
-    return;
-  }
-}
+/* ---- the vtable ------------------------------------------------------------- */
 
-/* ---- commands on the I/O thread (engine lock held) ------------------------ */
-
-static void do_start(tcp_op *op) {
+static void uv_backend_submit(backend *b, tcp_op *op) {
+  (void)b;
   uv_sock *us = sock_state(op->sock);
+  memset(uv_op_of(op), 0, sizeof(uv_op));
   switch (op->kind) {
     case OP_CONNECT: start_connect(us, op); break;
     case OP_ACCEPT: start_accept(us, op); break;
     case OP_READ: start_read(us, op); break;
     case OP_WRITE: start_write(us, op); break;
-    default: finish_op(op, -1, EINVAL); break; /* the core runs the others */
+    case OP_SHUTDOWN_WRITE: start_shutdown_write(us, op); break;
+    default: ZT_ASSERT(!"the core submits no other kind"); break;
   }
 }
 
-static void do_cancel(tcp_op *op) {
+static void uv_backend_cancel(backend *b, tcp_op *op) {
+  (void)b;
   uv_sock *us = sock_state(op->sock);
+  uv_op_of(op)->cancelled = true;
   switch (op->kind) {
     case OP_CONNECT:
       if (us->connect_op == op) finish_connect(us, ECANCELED);
       break;
-    case OP_ACCEPT: cancel_accept(us, op); break;
+    case OP_ACCEPT:
+      queue_remove(&us->accepts, &op->backend_link);
+      sink_op_cancelled(sink_of(us), op);
+      update_accept_polling(us);
+      break;
     case OP_READ:
-      if (us->read_op == op) {
-        stop_reading(us);
-        us->read_op = NULL;
-        finish_op(op, -1, ECANCELED);
-      }
+      ZT_ASSERT(us->read_op == op);
+      stop_reading(us);
+      us->read_op = NULL;
+      sink_op_cancelled(sink_of(us), op);
       break;
     case OP_WRITE:
-      /* The write completes (UV_ECANCELED) from close_stream's uv_close. */
-      if (us->write_op == op) close_stream(us);
+      /* The write ends (UV_ECANCELED) in close_stream's uv_close. */
+      ZT_ASSERT(us->write_op == op);
+      close_stream(us);
       break;
-    default: break;
+    default: ZT_ASSERT(!"only connect, accept, read and write stay submitted"); break;
   }
 }
 
-static void do_release(uv_sock *us) {
+static int32_t uv_backend_adopt(backend *b, tcp_sock *s) {
+  uv_sock *us = calloc(1, sizeof(*us));
+  if (us == NULL) return TCP_ERR_NO_MEMORY;
+  us->sock = s;
+  us->owner = self(b);
+  set_sock_state(s, us);
+  return TCP_OK;
+}
+
+static void uv_backend_release(backend *b, tcp_sock *s) {
+  (void)b;
+  uv_sock *us = sock_state(s);
+  ZT_ASSERT(us->read_op == NULL && us->write_op == NULL && us->connect_op == NULL);
+  ZT_ASSERT(queue_empty(&us->accepts));
   us->release_started = true;
   close_stream(us);
   close_poll(us);
-  close_timer(us);
   if (us->handles_open == 0) finish_release(us);
 }
 
-static void drain_commands(void) {
-  cmd_node *n;
-  while ((n = queue_pop()) != NULL) {
-    if (n->is_sock) {
-      do_release((uv_sock *)n);
-      continue;
-    }
-    uv_op *u = (uv_op *)n;
-    if (u->cancel_pending) {
-      bool never_started = u->start_pending;
-      u->cancel_pending = u->start_pending = false;
-      if (never_started) finish_op(u->op, -1, ECANCELED);
-      else do_cancel(u->op);
-    } else if (u->start_pending) {
-      u->start_pending = false;
-      do_start(u->op);
-    }
+static void on_poll_timer(uv_timer_t *t) { (void)t; /* uv_run(ONCE) returns after this */ }
+
+static void uv_backend_poll(backend *b, int64_t timeout_ms) {
+  uv_backend *u = self(b);
+  if (timeout_ms == 0) {
+    uv_run(&u->loop, UV_RUN_NOWAIT);
+    return;
   }
+  if (timeout_ms > 0) uv_timer_start(&u->poll_timer, on_poll_timer, (uint64_t)timeout_ms, 0);
+  uv_run(&u->loop, UV_RUN_ONCE); /* the wake handle keeps the loop alive */
+  if (timeout_ms > 0) uv_timer_stop(&u->poll_timer);
 }
 
-/* ---- the vtable --------------------------------------------------------------- */
+static void uv_backend_wake(backend *b) { uv_async_send(&self(b)->wake_async); }
 
-static void on_wake(uv_async_t *h) { (void)h; /* run() drains after this pass */ }
+static void on_wake(uv_async_t *h) { (void)h; /* uv_run returns after this pass */ }
 
-static int32_t uv_backend_init(void) {
-  memset(&B, 0, sizeof(B));
-  B.queue.next = B.queue.prev = &B.queue;
-  int rc = uv_loop_init(&B.loop);
-  if (rc != 0) return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
-  rc = uv_async_init(&B.loop, &B.wake_async, on_wake);
-  if (rc == 0) {
-    rc = uv_mutex_init(&B.wake_mutex);
-    if (rc != 0) uv_close((uv_handle_t *)&B.wake_async, NULL);
-  }
+static int32_t uv_backend_create(backend_sink *sink, backend **out) {
+  uv_backend *u = calloc(1, sizeof(*u));
+  if (u == NULL) return TCP_ERR_NO_MEMORY;
+  int rc = uv_loop_init(&u->loop);
   if (rc != 0) {
-    uv_run(&B.loop, UV_RUN_NOWAIT);
-    uv_loop_close(&B.loop);
+    free(u);
     return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
   }
-  B.wake_enabled = true;
+  rc = uv_async_init(&u->loop, &u->wake_async, on_wake);
+  if (rc == 0) rc = uv_timer_init(&u->loop, &u->poll_timer);
+  if (rc != 0) {
+    if (uv_is_active((uv_handle_t *)&u->wake_async)) uv_close((uv_handle_t *)&u->wake_async, NULL);
+    uv_run(&u->loop, UV_RUN_NOWAIT);
+    uv_loop_close(&u->loop);
+    free(u);
+    return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
+  }
+  u->base.vtable = &backend_uv;
+  u->base.sink = sink;
+  *out = &u->base;
   return TCP_OK;
 }
 
@@ -666,74 +559,26 @@ static void close_leftover(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
-static void uv_backend_run(void) {
-  on_loop_thread = true;
-  for (;;) {
-    engine_lock();
-    drain_commands();
-    engine_unlock();
-    engine_flush();
-    /* Checked after the flush: drained() also wants no unposted completion. */
-    engine_lock();
-    bool stop = engine_stopping() && engine_drained() && B.queue.next == &B.queue;
-    engine_unlock();
-    if (stop) break;
-    uv_run(&B.loop, UV_RUN_ONCE);
-  }
-  uv_mutex_lock(&B.wake_mutex);
-  B.wake_enabled = false;
-  uv_mutex_unlock(&B.wake_mutex);
-  uv_close((uv_handle_t *)&B.wake_async, NULL);
-  uv_walk(&B.loop, close_leftover, NULL); /* none expected once drained */
-  uv_run(&B.loop, UV_RUN_DEFAULT);
-}
-
-static void uv_backend_wake(void) {
-  if (!on_loop_thread) uv_wake();
-}
-
-static void uv_backend_start(tcp_op *op) {
-  uv_op *u = op_state(op);
-  memset(u, 0, sizeof(*u));
-  u->op = op;
-  u->start_pending = true;
-  queue_command(&u->node);
-}
-
-static void uv_backend_cancel(tcp_op *op) {
-  uv_op *u = op_state(op);
-  u->cancel_pending = true;
-  queue_command(&u->node);
-}
-
-static int32_t uv_backend_adopt(tcp_sock *s) {
-  uv_sock *us = calloc(1, sizeof(*us));
-  if (us == NULL) return TCP_ERR_NO_MEMORY;
-  us->sock = s;
-  us->node.is_sock = true;
-  set_sock_state(s, us);
-  return TCP_OK;
-}
-
-static void uv_backend_release(tcp_sock *s) {
-  queue_command(&sock_state(s)->node);
-}
-
-static void uv_backend_destroy(void) {
-  uv_loop_close(&B.loop);
-  uv_mutex_destroy(&B.wake_mutex);
+static void uv_backend_destroy(backend *b) {
+  uv_backend *u = self(b);
+  uv_walk(&u->loop, close_leftover, NULL); /* the wake and timer handles: every socket is released */
+  uv_run(&u->loop, UV_RUN_DEFAULT);
+  int rc = uv_loop_close(&u->loop);
+  ZT_ASSERT(rc == 0);
+  (void)rc;
+  free(u);
 }
 
 const backend_vtable backend_uv = {
     .name = "uv",
-    .init = uv_backend_init,
-    .run = uv_backend_run,
-    .wake = uv_backend_wake,
-    .start = uv_backend_start,
-    .cancel = uv_backend_cancel,
-    .adopt = uv_backend_adopt,
-    .release = uv_backend_release,
+    .create = uv_backend_create,
     .destroy = uv_backend_destroy,
+    .adopt = uv_backend_adopt,
+    .submit = uv_backend_submit,
+    .cancel = uv_backend_cancel,
+    .release = uv_backend_release,
+    .poll = uv_backend_poll,
+    .wake = uv_backend_wake,
 };
 
 #endif /* !_WIN32 */

@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dart_post.h"
+
 #include "dart_api_dl.h"
-#include "engine.h"
+#include "ops.h"
+#include "tcp.h"
+#include "zt_assert.h"
 
 static dart_post_cobject_fn post_cobject;
 
@@ -88,9 +92,10 @@ static bool hands_over_data(const tcp_op *op) {
   return op->kind == OP_READ && op->result > 0 && !op->data_by_copy;
 }
 
-void dart_post_ops(tcp_op *list) {
-  size_t n = 0;
-  for (tcp_op *op = list; op; op = op->next) n++;
+static tcp_op *op_at(const qlink *l) { return QUEUE_ENTRY(l, tcp_op, core_link); }
+
+void dart_post_ops(const queue *list) {
+  size_t n = list->len;
   if (n == 0) return;
   tcp_op **ops = malloc(n * sizeof(*ops));
   tcp_op **group = malloc(n * sizeof(*group));
@@ -98,20 +103,24 @@ void dart_post_ops(tcp_op *list) {
     /* Cannot even group: post one at a time (no allocation beyond the message). */
     free(ops);
     free(group);
-    for (tcp_op *op = list; op; op = op->next)
+    for (const qlink *l = list->head; l != NULL; l = l->next) {
+      tcp_op *op = op_at(l);
       if (post_group(op->dart_port, &op, 1) && hands_over_data(op)) op->data = NULL;
+    }
     return;
   }
   size_t i = 0;
-  for (tcp_op *op = list; op; op = op->next) ops[i++] = op;
+  for (const qlink *l = list->head; l != NULL; l = l->next) ops[i++] = op_at(l);
+  ZT_ASSERT(i == n);
   /* Group by port in order of first appearance; O(n * ports), and there are
-   * few ports (one per isolate). */
+   * few ports (one per isolate). Order within a port is kept. */
   for (size_t first = 0; first < n; first++) {
     if (ops[first] == NULL) continue;
     int64_t port = ops[first]->dart_port;
     size_t count = 0;
     for (size_t j = first; j < n; j++) {
       if (ops[j] != NULL && ops[j]->dart_port == port) {
+        ZT_ASSERT(ops[j]->state == OP_DONE);
         group[count++] = ops[j];
         ops[j] = NULL;
       }

@@ -1,7 +1,9 @@
 /* errors.c -- OS error codes to portable TCP_ERR_* codes, and their names.
  * Written once for every backend: POSIX errno (io_uring, libuv on Unix, whose
  * errors are -errno) and Winsock / Win32 codes (IOCP). */
-#include "engine.h"
+#include "errors.h"
+
+#include "tcp.h"
 
 #if defined(_WIN32)
 #include <windows.h>
@@ -72,29 +74,10 @@ int32_t error_from_os(int64_t os_error) {
 
 TCP_API const char *tcp_strerror(int64_t code) {
   switch (code) {
-    case TCP_OK: return "success";
-    case TCP_ERR_INVALID_ARGUMENT: return "invalid argument (null buffer, bad length, address or port)";
-    case TCP_ERR_BAD_HANDLE: return "not a handle of this engine, or the wrong kind of handle";
-    case TCP_ERR_CLOSED: return "socket closed";
-    case TCP_ERR_NOT_INITIALIZED: return "engine not initialized (call tcp_init first)";
-    case TCP_ERR_SHUTDOWN: return "engine shut down";
-    case TCP_ERR_NO_MEMORY: return "out of memory";
-    case TCP_ERR_UNSUPPORTED: return "not supported by this backend or system";
-    case TCP_ERR_DART_API: return "Dart DL API data missing or of an incompatible version";
-    case TCP_ERR_ADDRESS_IN_USE: return "address already in use";
-    case TCP_ERR_ADDRESS_NOT_AVAILABLE: return "address not available";
-    case TCP_ERR_CONNECTION_REFUSED: return "connection refused";
-    case TCP_ERR_CONNECTION_RESET: return "connection reset by peer";
-    case TCP_ERR_CONNECTION_ABORTED: return "connection aborted";
-    case TCP_ERR_TIMED_OUT: return "timed out";
-    case TCP_ERR_NETWORK_UNREACHABLE: return "network unreachable";
-    case TCP_ERR_HOST_UNREACHABLE: return "host unreachable";
-    case TCP_ERR_BROKEN_PIPE: return "broken pipe (connection shut down for writing)";
-    case TCP_ERR_ACCESS_DENIED: return "permission denied";
-    case TCP_ERR_TOO_MANY_FILES: return "too many open files";
-    case TCP_ERR_NOT_CONNECTED: return "socket not connected";
-    case TCP_ERR_ADDRESS_FAMILY: return "address family not supported";
-    case TCP_ERR_OS: return "operating system error (see the OS error code)";
+#define TCP_ERROR_TEXT_(name, value, text) \
+  case name: return text;
+    TCP_ERRORS(TCP_ERROR_TEXT_)
+#undef TCP_ERROR_TEXT_
     default: return code >= 0 ? "success" : "unknown error";
   }
 }

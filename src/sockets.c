@@ -4,7 +4,9 @@
  * POSIX and Winsock differ only in a few names, handled here once. */
 #include <string.h>
 
-#include "engine.h"
+#include "os_socket.h"
+
+#include "tcp.h"
 
 #if defined(_WIN32)
 #include <mstcpip.h>
@@ -69,27 +71,10 @@ os_socket os_socket_open(int family, bool nonblocking, int *os_error) {
   if (fd == INVALID_SOCKET) *os_error = WSAGetLastError();
   return fd;
 #elif defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
-#if defined(SOCK_CLOEXEC)
   int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
   int fd = socket(family, type, IPPROTO_TCP);
   if (fd < 0) *os_error = errno;
   return fd;
-#else
-  /* Apple has no SOCK_CLOEXEC / SOCK_NONBLOCK: set both after the fact. */
-  int fd = socket(family, SOCK_STREAM, IPPROTO_TCP);
-  if (fd < 0) {
-    *os_error = errno;
-    return fd;
-  }
-  int flags = fcntl(fd, F_GETFL);
-  if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || flags < 0 ||
-      (nonblocking && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)) {
-    *os_error = errno;
-    close(fd);
-    return -1;
-  }
-  return fd;
-#endif
 #else
   /* macOS and older BSDs: no atomic flags on socket(); no MSG_NOSIGNAL either,
    * so the socket itself must never raise SIGPIPE. */

@@ -58,8 +58,8 @@ if [ -n "${FUZZ_SRC_REV:-}" ]; then
   echo "fuzz: engine of commit $(git rev-parse --short "$FUZZ_SRC_REV")"
 fi
 engine_sources=()
-for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c \
-         src/backend_uv.c; do engine_sources+=("$src_root/$f"); done
+for f in test_c/fake_dart.c src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c \
+         ; do engine_sources+=("$src_root/$f"); done
 if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
       -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
       -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" -I"$src_root/src" -I"$src_root/test_c" \

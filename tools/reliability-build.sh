@@ -13,8 +13,8 @@ reliability_build() {
       git archive "$rev" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
   fi
   local engine=() f
-  for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c \
-           src/backend_uv.c; do engine+=("$src_root/$f"); done
+  for f in test_c/fake_dart.c src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c \
+           ; do engine+=("$src_root/$f"); done
   if [ ! -f "$uv_archive" ] ||
      ! "$cc" "$opt" -g -std=gnu11 -Wall -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" \
         -I"$src_root/src" -I"$src_root/test_c" "reliability/$name.c" "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \

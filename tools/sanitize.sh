@@ -18,7 +18,7 @@ case "$mode" in
 esac
 # The same sources build.zig compiles for Linux: the core, both backends, and
 # libuv from Debian's source (sanitized too, so TSan sees its atomics).
-engine_sources=(src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c src/backend_uv.c)
+engine_sources=(src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c)
 bash tools/fetch-libuv.sh
 uv_dir=.tools/libuv-src
 mapfile -t uv_sources < <(awk -v dir="$uv_dir" '$1=="common"||$1=="unix"||$1=="linux"{print dir "/" $2}' tools/libuv-sources.txt)

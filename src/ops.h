@@ -1,0 +1,94 @@
+/* ops.h -- operation records: one per asynchronous request (connect, accept,
+ * read, write, shutdown_write, close), pooled, and the pool of read buffers.
+ *
+ * LIFE OF AN OP (op->state; every change under the engine lock)
+ *   OP_QUEUED     in its socket's queue, not started (reads and writes wait for
+ *                 the one ahead of them)
+ *   OP_STARTED    counted in flight on its socket, waiting in the loop's
+ *                 command queue for the I/O thread to hand it to the backend
+ *   OP_SUBMITTED  the backend owns it until it reports it to the sink
+ *   OP_DONE       result set, waiting in the loop's done queue to be posted
+ * A close's op is never started: it waits in tcp_sock.close_op. */
+#ifndef ZIG_TCP_OPS_H
+#define ZIG_TCP_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os_socket.h"
+#include "queue.h"
+
+typedef enum op_kind {
+  OP_CONNECT,
+  OP_ACCEPT,
+  OP_READ,
+  OP_WRITE,
+  OP_SHUTDOWN_WRITE,
+  OP_CLOSE,
+} op_kind;
+
+typedef enum op_state {
+  OP_FREE,
+  OP_QUEUED,
+  OP_STARTED,
+  OP_SUBMITTED,
+  OP_DONE,
+} op_state;
+
+typedef struct tcp_sock tcp_sock;
+typedef struct tcp_op tcp_op;
+
+/* Backend scratch space inside every op, so no backend allocates per op:
+ * IOCP keeps its OVERLAPPED and AcceptEx address buffers here. */
+#define OP_BACKEND_BYTES 320
+/* A write of up to this many bytes, and a read that returned up to this many,
+ * keeps its bytes inside the op: a small message costs no allocation. */
+#define OP_INLINE_BYTES 256
+#define OP_NO_DEADLINE UINT32_MAX
+
+struct tcp_op {
+  qlink core_link;    /* its socket's queue, then the loop's done queue */
+  qlink command_link; /* the loop's command queue (waiting for submit or cancel) */
+  qlink backend_link; /* the backend's own lists while submitted, then the sink */
+  op_kind kind;
+  op_state state;
+  bool cancel_requested;   /* a close or the deadline wants it to end */
+  bool cancel_sent;        /* backend->cancel was called (at most once) */
+  bool ended_by_cancel;    /* the backend reported that it ended because of cancel */
+  bool timed_out;          /* connect: its deadline passed */
+  bool quarantined;        /* the backend lost track of it: its memory is never reused */
+  bool data_by_copy;       /* read: data is an exact-size copy, posted as typed data */
+  uint32_t deadline_index; /* connect: slot in the loop's deadline heap, or OP_NO_DEADLINE */
+  uint64_t seq;            /* read / write: its place in its socket's queue */
+  int64_t request_id;
+  int64_t dart_port;       /* where the completion goes */
+  tcp_sock *sock;          /* NULL once completed (the socket may be gone) */
+  /* The outcome: set by the backend through the sink, or by the core. */
+  int64_t result;          /* >= 0 success value, < 0 a TCP_ERR_* code */
+  int64_t os_error;
+  os_socket accepted_fd;   /* accept: the new connection's OS socket */
+  uint8_t *data;           /* read: engine buffer (taken at start); write: engine copy */
+  size_t len;              /* read: capacity; write: total bytes */
+  size_t done;             /* write: bytes written so far (the backend's) */
+  int64_t timeout_ms;      /* connect; 0 = none */
+  int64_t deadline_ms;     /* connect: when it times out (loop clock) */
+  struct sockaddr_storage addr; /* connect: destination */
+  int addr_len;
+  _Alignas(16) unsigned char backend[OP_BACKEND_BYTES];
+  uint8_t inline_data[OP_INLINE_BYTES]; /* last: op_new does not clear it */
+};
+
+/* All of the following: engine lock held. */
+/* A cleared op in state OP_QUEUED, or NULL when out of memory. */
+tcp_op *op_new(op_kind kind, int64_t request_id);
+/* Frees what op owns and keeps the record for reuse. op must be in no queue. */
+void op_free(tcp_op *op);
+/* A read buffer of bytes (reused when the size matches recent reads), or NULL. */
+uint8_t *read_buffer_take(size_t bytes);
+/* Keeps buffer for a later read of the same size, or frees it. NULL is ignored. */
+void read_buffer_give(uint8_t *buffer, size_t bytes);
+/* After the I/O thread stopped: free every pooled op and buffer. */
+void ops_free_pools(void);
+
+#endif /* ZIG_TCP_OPS_H */

@@ -1,0 +1,50 @@
+/* os_socket.h -- the synchronous socket calls every backend shares (sockets.c):
+ * address conversion, socket creation, listener setup, options, addresses.
+ * POSIX and Winsock differ only inside sockets.c. */
+#ifndef ZIG_TCP_OS_SOCKET_H
+#define ZIG_TCP_OS_SOCKET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(_WIN32)
+#include <winsock2.h>
+#include <ws2tcpip.h>
+typedef SOCKET os_socket;
+#define OS_SOCKET_INVALID INVALID_SOCKET
+/* The OS code a backend reports for an operation it abandoned on cancel(). */
+#define OS_ERROR_CANCELLED 995 /* ERROR_OPERATION_ABORTED */
+#define OS_ERROR_TIMED_OUT WSAETIMEDOUT
+#else
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+typedef int os_socket;
+#define OS_SOCKET_INVALID (-1)
+#define OS_ERROR_CANCELLED ECANCELED
+#define OS_ERROR_TIMED_OUT ETIMEDOUT
+#endif
+
+/* Build a sockaddr from 4/16 address bytes + port. Returns the length, or 0. */
+int sockaddr_from_bytes(const uint8_t *addr, int32_t addr_len, int32_t port, struct sockaddr_storage *out);
+/* 4 or 16 (bytes copied into addr_out, port into *port_out; either may be
+ * NULL), or TCP_ERR_ADDRESS_FAMILY. */
+int32_t sockaddr_to_bytes(const struct sockaddr_storage *sa, uint8_t *addr_out, int32_t *port_out);
+/* A TCP socket of family, close-on-exec, blocking unless nonblocking. */
+os_socket os_socket_open(int family, bool nonblocking, int *os_error);
+void os_socket_close(os_socket fd);
+/* The calling thread's last OS socket error (errno / WSAGetLastError). */
+int os_last_error(void);
+/* The following return 0 or the OS error code. */
+/* Listener options that must precede bind, then bind + listen. */
+int os_listen_setup(os_socket fd, const struct sockaddr_storage *addr, int addr_len, int backlog, bool v6_only,
+                    bool shared);
+int os_bind(os_socket fd, const struct sockaddr_storage *addr, int addr_len);
+/* option: SO_KEEPALIVE or TCP_NODELAY. */
+int os_get_bool_option(os_socket fd, int option, int32_t *value_out);
+int os_set_bool_option(os_socket fd, int option, bool enabled);
+int os_get_address(os_socket fd, bool remote, struct sockaddr_storage *out);
+int os_shutdown_write(os_socket fd);
+
+#endif /* ZIG_TCP_OS_SOCKET_H */

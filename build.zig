@@ -15,6 +15,23 @@ const core_sources = [_][]const u8{
     "src/dart_post.c",
 };
 
+/// The C suite (tcp_suite): its main, the harness and the tests by topic.
+const suite_sources = [_][]const u8{
+    "test_c/suite.c",
+    "test_c/runner.c",
+    "test_c/tracker.c",
+    "test_c/tracked_calls.c",
+    "test_c/raw_socket.c",
+    "test_c/hanging_destination.c",
+    "test_c/fake_dart.c",
+    "test_c/test_lifecycle.c",
+    "test_c/test_data.c",
+    "test_c/test_close_cancel.c",
+    "test_c/test_errors.c",
+    "test_c/test_options.c",
+    "test_c/test_isolates.c",
+};
+
 const c_flags = [_][]const u8{
     "-std=c11",
     "-Wall",
@@ -55,7 +72,7 @@ pub fn build(b: *std.Build) void {
     if (os != .linux and os != .windows) return;
 
     // The backend-agnostic C suite, linked to the shipped shared library.
-    const suite = addTool(b, "tcp_suite", &.{ "test_c/suite.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
+    const suite = addTool(b, "tcp_suite", &suite_sources, target, optimize, tsan, lib_shared);
     b.installArtifact(suite);
 
     if (os == .linux) {

@@ -24,6 +24,7 @@ const suite_sources = [_][]const u8{
     "test_c/raw_socket.c",
     "test_c/hanging_destination.c",
     "test_c/fake_dart.c",
+    "test_c/byte_stream.c",
     "test_c/test_lifecycle.c",
     "test_c/test_data.c",
     "test_c/test_close_cancel.c",

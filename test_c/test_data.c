@@ -125,7 +125,7 @@ static void transfer_read_done(transfer_end *e, h_req *r, size_t n, size_t rmax)
     FAILF("read on %s after %zu bytes returned %lld (%s)", e->name, e->got, (long long)r->c.result,
           h_code_name(r->c.result));
   CHECK(r->c.result <= (int64_t)rmax);
-  e->sum = h_fnv1a(e->sum, r->c.data, r->c.len);
+  e->sum = byte_stream_fnv1a(e->sum, r->c.data, r->c.len);
   e->got += r->c.len;
   CHECK(e->got <= n);
   if (e->got < n) h_read(e->conn, (int64_t)rmax);
@@ -139,9 +139,10 @@ void test_transfer_16mib_both_ways(void) {
   int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
   uint8_t *up = (uint8_t *)malloc(n), *down = (uint8_t *)malloc(n);
   CHECK(up != NULL && down != NULL);
-  h_fill(up, n, 11);
-  h_fill(down, n, 22);
-  uint64_t up_sum = h_fnv1a(H_FNV_INIT, up, n), down_sum = h_fnv1a(H_FNV_INIT, down, n);
+  byte_stream_fill(11, 0, up, n);
+  byte_stream_fill(22, 0, down, n);
+  uint64_t up_sum = byte_stream_fnv1a(BYTE_STREAM_FNV1A_INIT, up, n);
+  uint64_t down_sum = byte_stream_fnv1a(BYTE_STREAM_FNV1A_INIT, down, n);
   /* client -> server: one 16 MiB write; server -> client: 256 writes of 64 KiB */
   int64_t big = h_write(c, up, (int64_t)n);
   size_t nchunks = n / chunk;
@@ -158,7 +159,8 @@ void test_transfer_16mib_both_ways(void) {
 
   h_read(c, (int64_t)rmax);
   h_read(s, (int64_t)rmax);
-  transfer_end at_c = {c, "client", 0, H_FNV_INIT}, at_s = {s, "server", 0, H_FNV_INIT};
+  transfer_end at_c = {c, "client", 0, BYTE_STREAM_FNV1A_INIT};
+  transfer_end at_s = {s, "server", 0, BYTE_STREAM_FNV1A_INIT};
   size_t writes = 0;
   int64_t next_chunk = first_chunk;
   while (at_c.got < n || at_s.got < n || writes < nchunks + 1) {

@@ -147,7 +147,7 @@ THREAD_FN(worker_main) {
   int64_t sh = res;
   for (int round = 0; round < W_ROUNDS; round++) {
     uint8_t msg[48], back[48];
-    h_fill(msg, sizeof msg, (uint64_t)(w->index * 100000 + round));
+    byte_stream_fill((uint64_t)(w->index * 100000 + round), 0, msg, sizeof msg);
     int64_t wr = w_id(w);
     W_CHECK(wr > 0 && tcp_write(ch, wr, msg, sizeof msg) == 0, "write refused");
     /* server: read it all, echo it */

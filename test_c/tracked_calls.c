@@ -116,21 +116,3 @@ void h_write_all(int64_t conn, const void *bytes, size_t n) {
 void h_close_wait(int64_t handle) { CHECK_EQ(h_result(h_close(handle)), 0); }
 
 void h_expect_eof(int64_t conn) { CHECK_EQ(h_result(h_read(conn, 4096)), 0); }
-
-uint64_t h_fnv1a(uint64_t h, const uint8_t *p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
-void h_fill(uint8_t *buf, size_t n, uint64_t seed) {
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    buf[i] = (uint8_t)(x >> 24);
-  }
-}

@@ -43,10 +43,4 @@ void h_close_wait(int64_t handle);
 /* A read that must complete with 0 (end of stream). */
 void h_expect_eof(int64_t conn);
 
-/* ---- checksums -------------------------------------------------------------- */
-uint64_t h_fnv1a(uint64_t h, const uint8_t *p, size_t n);
-#define H_FNV_INIT 0xcbf29ce484222325ull
-/* Fills buf with a pseudo-random stream from seed. */
-void h_fill(uint8_t *buf, size_t n, uint64_t seed);
-
 #endif /* ZIG_TCP_TRACKED_CALLS_H */

@@ -63,7 +63,7 @@ for f in test_c/fake_dart.c src/engine.c src/sockets.c src/errors.c src/dart_pos
 if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
       -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
       -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" -I"$src_root/src" -I"$src_root/test_c" \
-      fuzz/fuzz_ops.c "${engine_sources[@]}" "$uv_archive" -lpthread -ldl -lrt -o "$out/fuzz_ops.new.$$" ||
+      -Itest_c fuzz/fuzz_ops.c test_c/byte_stream.c "${engine_sources[@]}" "$uv_archive" -lpthread -ldl -lrt -o "$out/fuzz_ops.new.$$" ||
    ! mv -f "$out/fuzz_ops.new.$$" "$out/fuzz_ops"; then  # a rename: running fuzzers keep their binary
   echo "fuzz: build failed"
   echo "0 passed, 1 failed"

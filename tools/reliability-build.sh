@@ -17,7 +17,7 @@ reliability_build() {
            src/backend_uv.c; do engine+=("$src_root/$f"); done
   if [ ! -f "$uv_archive" ] ||
      ! "$cc" "$opt" -g -std=gnu11 -Wall -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" \
-        -I"$src_root/src" -I"$src_root/test_c" "reliability/$name.c" "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \
+        -I"$src_root/src" -I"$src_root/test_c" -Itest_c "reliability/$name.c" test_c/byte_stream.c "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \
         -o "$out/$name.new.$$" || ! mv -f "$out/$name.new.$$" "$out/$name"; then
     echo "$name: build failed (needs $cc and $uv_archive from libuv1-dev)"
     echo "0 passed, 1 failed"

@@ -20,7 +20,7 @@ esac
 # libuv from Debian's source (sanitized too, so TSan sees its atomics).
 engine_sources=(src/engine.c src/sockets.c src/errors.c src/dart_post.c src/backend_io_uring.c src/backend_uv.c)
 suite_sources=(test_c/suite.c test_c/runner.c test_c/tracker.c test_c/tracked_calls.c test_c/raw_socket.c
-  test_c/hanging_destination.c test_c/fake_dart.c test_c/test_lifecycle.c test_c/test_data.c test_c/test_close_cancel.c
+  test_c/hanging_destination.c test_c/fake_dart.c test_c/byte_stream.c test_c/test_lifecycle.c test_c/test_data.c test_c/test_close_cancel.c
   test_c/test_errors.c test_c/test_options.c test_c/test_isolates.c)
 bash tools/fetch-libuv.sh
 uv_dir=.tools/libuv-src

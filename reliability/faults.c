@@ -173,7 +173,7 @@ static void stream_pump(sconn *s, uint64_t i, uint64_t bytes) {
   uint8_t buf[CHUNK];
   while (s->writes_out < WINDOW && s->queued < bytes) {
     size_t len = bytes - s->queued < CHUNK ? (size_t)(bytes - s->queued) : CHUNK;
-    rel_stream_fill(s->seed, s->queued, buf, len);
+    byte_stream_fill(s->seed, s->queued, buf, len);
     if (tcp_write(s->h, make_id(i, K_WRITE), buf, (int64_t)len) != 0) {
       s->failed = true;
       return;
@@ -205,7 +205,7 @@ static int run_stream(const char *addr_s, int32_t tport, long conns, uint64_t by
   int64_t port = fake_dart_open_port();
   sconn *s = calloc((size_t)conns, sizeof *s);
   for (long i = 0; i < conns; i++) {
-    s[i].seed = rel_mix64(0xfa017ull + (uint64_t)i);
+    s[i].seed = byte_stream_mix64(0xfa017ull + (uint64_t)i);
     s[i].h = tcp_connect(port, make_id((uint64_t)i, K_CONNECT), addr, alen, tport, NULL, 0, 0, 10000);
     if (s[i].h <= 0) {
       failf(name, "connect refused: %s", tcp_strerror(s[i].h));
@@ -255,9 +255,12 @@ static int run_stream(const char *addr_s, int32_t tport, long conns, uint64_t by
         case K_READ:
           c->reads_out--;
           if (r > 0) {
-            uint64_t bad = rel_stream_diff(c->seed, c->recvd, fc->data, fc->len);
-            corrupted += bad;
-            if (bad) failf(name, "connection %" PRIu64 ": %" PRIu64 " corrupted bytes at %" PRIu64, i, bad, c->recvd);
+            size_t good = byte_stream_first_diff(c->seed, c->recvd, fc->data, fc->len);
+            if (good < fc->len) {
+              corrupted += fc->len - good; /* from the first wrong byte to the end of the read */
+              failf(name, "connection %" PRIu64 ": stream byte %" PRIu64 " differs from what was sent", i,
+                    c->recvd + good);
+            }
             c->recvd += (uint64_t)r;
             total_recvd += (uint64_t)r;
           } else if (r == 0) {
@@ -301,7 +304,7 @@ static int run_stream(const char *addr_s, int32_t tport, long conns, uint64_t by
     failf(name, "%ld of %ld connections not closed after %ld s, %ld ops still pending", conns - closed, conns,
           bound_s, pending);
   } else if (corrupted) {
-    failf(name, "%" PRIu64 " corrupted bytes", corrupted);
+    failf(name, "%" PRIu64 " corrupted bytes (from the first wrong one of each read on)", corrupted);
   } else if (want_error) {
     /* Reset under load: every pending op came back with an error. */
     bool all_reset = true;

@@ -6,11 +6,9 @@
  * never returned. The stop request's wake-up was lost when the I/O thread had
  * not parked yet, and the thread then parked without looking at it.
  * Exit 0: every tcp_shutdown returned within 10 s; 1: one hung.
- *   cc -O1 -D_GNU_SOURCE -DZIG_TCP_HAVE_IO_URING=1 -Iinclude -Isrc -Itest_c \
- *      reliability/repro_restart_shutdown.c test_c/fake_dart.c src/engine.c src/sockets.c \
- *      src/errors.c src/dart_post.c src/backend_io_uring.c src/backend_uv.c \
- *      /usr/lib/x86_64-linux-gnu/libuv_a.a -lpthread -ldl -o repro
- *   ZIG_TCP_BACKEND=io_uring ./repro           (./repro traffic: a listener each round)
+ *   ./zigw build repro_restart_shutdown --prefix build
+ *   ZIG_TCP_BACKEND=io_uring build/reliability/repro_restart_shutdown
+ *                                (... repro_restart_shutdown traffic: a listener each round)
  */
 #include <pthread.h>
 #include <stdio.h>

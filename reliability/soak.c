@@ -234,9 +234,9 @@ static void client_next_message(cconn *c, uint64_t idx, bool stopping) {
     else report_error("read refused");
     return;
   }
-  size_t len = 1 + (size_t)(rel_mix64(c->seed + c->rounds) % MAXMSG);
+  size_t len = 1 + (size_t)(byte_stream_mix64(c->seed + c->rounds) % MAXMSG);
   uint8_t buf[MAXMSG];
-  rel_stream_fill(c->seed, c->queued, buf, len);
+  byte_stream_fill(c->seed, c->queued, buf, len);
   if (tcp_write(c->h, make_id(idx, K_WRITE), buf, (int64_t)len) == 0) {
     c->writes_pending++;
     c->queued += len;
@@ -263,7 +263,7 @@ static int run_client(int32_t tcp_port, long conns, long seconds) {
   while (closed < conns) {
     while (started < conns && connecting < CONNECTS_IN_FLIGHT) {
       cconn *cc = &c[started];
-      cc->seed = rel_mix64(0x50a4ull + (uint64_t)started);
+      cc->seed = byte_stream_mix64(0x50a4ull + (uint64_t)started);
       int64_t h = tcp_connect(port, make_id((uint64_t)started, K_CONNECT), lo, 4, tcp_port, NULL, 0, 0, 30000);
       if (h <= 0) {
         report_error("connect %ld refused: %s (os %d)", started, tcp_strerror(h), tcp_last_os_error());
@@ -341,11 +341,11 @@ static int run_client(int32_t tcp_port, long conns, long seconds) {
               report_error("connection %" PRIu64 " got %" PRIu64 " bytes back, sent %" PRIu64, idx,
                            cc->recvd + (uint64_t)res, cc->queued);
             }
-            uint64_t bad = rel_stream_diff(cc->seed, cc->recvd, fc->data, fc->len);
-            if (bad) {
-              corrupted += bad;
-              report_error("connection %" PRIu64 ": %" PRIu64 " corrupted bytes at offset %" PRIu64, idx, bad,
-                           cc->recvd);
+            size_t good = byte_stream_first_diff(cc->seed, cc->recvd, fc->data, fc->len);
+            if (good < fc->len) {
+              corrupted += fc->len - good; /* from the first wrong byte to the end of the read */
+              report_error("connection %" PRIu64 ": stream byte %" PRIu64 " differs from what was sent", idx,
+                           cc->recvd + good);
             }
             cc->recvd += (uint64_t)res;
             bytes_total += (uint64_t)res;

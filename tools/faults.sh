@@ -38,7 +38,7 @@ out=build/reliability
 source "$root/tools/reliability-build.sh"
 cc="${FAULTS_CC:-clang-14}"
 command -v "$cc" >/dev/null || cc=cc
-reliability_build faults -O1 "$cc" "${FAULTS_SRC_REV:-}"
+reliability_build faults "$cc" "${FAULTS_SRC_REV:-}"
 faults="$root/$out/faults"
 
 passed=0 failed=0 skipped=0
@@ -109,7 +109,7 @@ else
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnetfilter-queue-dev iptables >/dev/null 2>&1; }
   fi
   if [ -f /usr/include/libnetfilter_queue/libnetfilter_queue.h ] &&
-     "$cc" -O2 -g -Wall reliability/nfq_delay.c -lnetfilter_queue -o "$out/nfq_delay" 2>"$out/nfq_delay.build.log"; then
+     ./zigw build nfq_delay -Dchecked-cc="$cc" --prefix build >"$out/nfq_delay.build.log" 2>&1; then
     nfq_ok=true
   fi
   tag="zr$$"

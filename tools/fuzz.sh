@@ -46,25 +46,22 @@ if ! command -v "$cc" >/dev/null || [ ! -f "$uv_archive" ]; then
   echo "0 passed, 1 failed"
   exit 1
 fi
-# The engine's own sources, built straight into the fuzzer so they carry
-# coverage and sanitizer instrumentation (libuv itself is Debian's archive).
-# FUZZ_SRC_REV=REV builds the engine of that commit instead of the work tree
-# (a stable target for a long run while the engine is being edited).
-src_root=.
+# build.zig builds the fuzzer straight from the engine's sources (its one
+# list), so they carry coverage and sanitizer instrumentation (libuv itself is
+# Debian's archive): `./zigw build fuzz` puts it into build/fuzz/fuzz_ops (by a
+# rename: running fuzzers keep their binary).
+# FUZZ_SRC_REV=REV builds the engine (src/, include/) of that commit instead of
+# the work tree's, with this tree's fuzzer (a stable target for a long run
+# while the engine is being edited).
+engine_root=()
 if [ -n "${FUZZ_SRC_REV:-}" ]; then
   src_root="$out/src-$(git rev-parse --short "$FUZZ_SRC_REV")"
   rm -rf "$src_root" && mkdir -p "$src_root" &&
-    git archive "$FUZZ_SRC_REV" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
+    git archive "$FUZZ_SRC_REV" src include | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
   echo "fuzz: engine of commit $(git rev-parse --short "$FUZZ_SRC_REV")"
+  engine_root=(-Dengine-root="$src_root")
 fi
-engine_sources=()
-for f in test_c/fake_dart.c src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c \
-         ; do engine_sources+=("$src_root/$f"); done
-if ! "$cc" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-      -fno-omit-frame-pointer -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
-      -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" -I"$src_root/src" -I"$src_root/test_c" \
-      fuzz/fuzz_ops.c "${engine_sources[@]}" "$uv_archive" -lpthread -ldl -lrt -o "$out/fuzz_ops.new.$$" ||
-   ! mv -f "$out/fuzz_ops.new.$$" "$out/fuzz_ops"; then  # a rename: running fuzzers keep their binary
+if ! ./zigw build fuzz -Dchecked-cc="$cc" "${engine_root[@]}" --prefix build; then
   echo "fuzz: build failed"
   echo "0 passed, 1 failed"
   exit 1

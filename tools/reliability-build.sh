@@ -1,24 +1,21 @@
 # Sourced by tools/faults.sh and tools/soak.sh: builds one reliability tool
-# against the engine's C sources (of the work tree, or of commit REV).
-#   reliability_build NAME OPT_LEVEL CC [REV]   -> build/reliability/NAME
+# with the engine's sources (of the work tree, or of commit REV) through
+# build.zig, which holds the source list and each tool's optimisation level.
+#   reliability_build NAME CC [REV]   -> build/reliability/NAME  (./zigw build NAME)
 # On failure prints the reason and "0 passed, 1 failed" and exits 1.
 reliability_build() {
-  local name="$1" opt="$2" cc="$3" rev="${4:-}"
-  local out=build/reliability uv_archive=/usr/lib/x86_64-linux-gnu/libuv_a.a src_root=.
+  local name="$1" cc="$2" rev="${3:-}"
+  local out=build/reliability uv_archive=/usr/lib/x86_64-linux-gnu/libuv_a.a
+  local engine_root=()
   mkdir -p "$out"
   command -v "$cc" >/dev/null || cc=cc
   if [ -n "$rev" ]; then
-    src_root="$out/src-$name-$(git rev-parse --short "$rev")"
+    local src_root="$out/src-$name-$(git rev-parse --short "$rev")"
     rm -rf "$src_root" && mkdir -p "$src_root" &&
-      git archive "$rev" src include test_c | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
+      git archive "$rev" src include | tar -x -C "$src_root" || { echo "0 passed, 1 failed"; exit 1; }
+    engine_root=(-Dengine-root="$src_root")
   fi
-  local engine=() f
-  for f in test_c/fake_dart.c src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c \
-           ; do engine+=("$src_root/$f"); done
-  if [ ! -f "$uv_archive" ] ||
-     ! "$cc" "$opt" -g -std=gnu11 -Wall -DZIG_TCP_HAVE_IO_URING=1 -D_GNU_SOURCE -I"$src_root/include" \
-        -I"$src_root/src" -I"$src_root/test_c" "reliability/$name.c" "${engine[@]}" "$uv_archive" -lpthread -ldl -lrt \
-        -o "$out/$name.new.$$" || ! mv -f "$out/$name.new.$$" "$out/$name"; then
+  if [ ! -f "$uv_archive" ] || ! ./zigw build "$name" -Dchecked-cc="$cc" "${engine_root[@]}" --prefix build; then
     echo "$name: build failed (needs $cc and $uv_archive from libuv1-dev)"
     echo "0 passed, 1 failed"
     exit 1

@@ -9,32 +9,18 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 mode="${1:?usage: tools/sanitize.sh address|thread}"
 out="build/san-$mode"
-mkdir -p "$out"
 cc="${SANITIZE_CC:-clang-14}"
 case "$mode" in
-  address) flags=(-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer) ;;
-  thread) flags=(-fsanitize=thread) ;;
+  address | thread) ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
-# The same sources build.zig compiles for Linux: the core, both backends, and
-# libuv from Debian's source (sanitized too, so TSan sees its atomics).
-engine_sources=(src/api.c src/engine.c src/handles.c src/ops.c src/sock.c src/loop.c src/deadlines.c src/dart_post.c src/errors.c src/sockets.c src/platform.c src/backend_io_uring.c src/io_uring_ring.c src/backend_uv.c)
+# build.zig compiles, with that sanitizer, what it compiles for Linux (the
+# engine's sources, both backends, and libuv from Debian's source -- sanitized
+# too, so TSan sees its atomics) and the suite: `./zigw build sanitize-MODE`
+# puts libzig_tcp.so and tcp_suite into build/san-MODE/.
 bash tools/fetch-libuv.sh
-uv_dir=.tools/libuv-src
-mapfile -t uv_sources < <(awk -v dir="$uv_dir" '$1=="common"||$1=="unix"||$1=="linux"{print dir "/" $2}' tools/libuv-sources.txt)
-common=(-g -O1 "${flags[@]}")
-build_ok=true
-rm -f "$out"/uv-*.o
-for source in "${uv_sources[@]}"; do
-  "$cc" "${common[@]}" -std=gnu11 -fPIC -w -D_GNU_SOURCE -D_POSIX_C_SOURCE=200112 -I"$uv_dir/include" \
-    -I"$uv_dir/src" -c "$source" -o "$out/uv-$(basename "${source%.c}").o" || build_ok=false
-done
-if ! $build_ok ||
-   ! "$cc" "${common[@]}" -std=c11 -D_GNU_SOURCE -Wall -Iinclude -Isrc -I"$uv_dir/include" -fPIC -shared \
-      -DZIG_TCP_HAVE_IO_URING=1 -Wl,--version-script=src/exports.map "${engine_sources[@]}" "$out"/uv-*.o \
-      -lpthread -ldl -lrt -o "$out/libzig_tcp.so" ||
-   ! "$cc" "${common[@]}" -std=c11 -D_GNU_SOURCE -Wall -Iinclude -Isrc -Itest_c test_c/suite.c test_c/fake_dart.c \
-      -L"$out" -lzig_tcp -Wl,-rpath,"$root/$out" -lpthread -o "$out/tcp_suite"; then
+mkdir -p "$out"
+if ! ./zigw build "sanitize-$mode" -Dchecked-cc="$cc" --prefix build; then
   echo "sanitizer build ($mode) failed"
   echo "0 passed, 1 failed"
   exit 1

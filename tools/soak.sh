@@ -31,7 +31,7 @@ conns="${SOAK_CONNS:-10000}"
 
 out=build/reliability
 source "$root/tools/reliability-build.sh"
-reliability_build soak -O2 "${SOAK_CC:-clang-14}" "${SOAK_SRC_REV:-}"
+reliability_build soak "${SOAK_CC:-clang-14}" "${SOAK_SRC_REV:-}"
 
 netns=()
 if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null &&

@@ -1,0 +1,52 @@
+/*
+ * test_list.h -- every test of the C suite, in the order the suite runs them:
+ * the one place that names them (in the spirit of libuv's test/test-list.h).
+ * X(name) stands for `void test_name(void)`, defined in one of the topic files
+ * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
+ * test_options.c and test_isolates.c. suite.c makes the runner's table of it.
+ */
+#ifndef ZIG_TCP_TEST_LIST_H
+#define ZIG_TCP_TEST_LIST_H
+
+#define TCP_SUITE_TESTS(X) \
+  X(lifecycle) \
+  X(strerror) \
+  X(concurrent_init) \
+  X(request_ids_full_range) \
+  X(echo_ipv4) \
+  X(echo_ipv6) \
+  X(accept_several_pending) \
+  X(connect_source_address) \
+  X(transfer_16mib_both_ways) \
+  X(many_connections) \
+  X(eof_after_peer_close) \
+  X(read_after_eof) \
+  X(shutdown_write_half_close) \
+  X(connection_refused) \
+  X(address_in_use) \
+  X(listen_shared) \
+  X(connect_timeout) \
+  X(close_while_read_pending) \
+  X(close_while_next_read_pending) \
+  X(close_while_accept_pending) \
+  X(close_while_connect_pending) \
+  X(close_while_write_pending) \
+  X(stale_and_bad_handles) \
+  X(close_finalizer) \
+  X(zero_length_write) \
+  X(read_in_chunks) \
+  X(reads_in_call_order) \
+  X(reset_by_peer) \
+  X(many_small_writes_batched) \
+  X(port_gone) \
+  X(two_isolates) \
+  X(threads_as_isolates) \
+  X(shutdown_with_pending) \
+  X(keepalive_nodelay) \
+  X(bad_input)
+
+#define TCP_SUITE_DECLARE(name) void test_##name(void);
+TCP_SUITE_TESTS(TCP_SUITE_DECLARE)
+#undef TCP_SUITE_DECLARE
+
+#endif /* ZIG_TCP_TEST_LIST_H */

@@ -141,6 +141,31 @@ void main() {
     await server.close();
   });
 
+  test('after destroy, writes are dropped without an error (as dart:io)',
+      () async {
+    final ServerSocket server =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Completer<List<int>> received = Completer<List<int>>();
+    server.listen((Socket socket) {
+      unawaited(collect(socket).then(received.complete));
+    });
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    socket.destroy();
+    // dart:io's HttpServer/HttpClient write to sockets they destroyed; with
+    // dart:io's sockets none of these throws, and nothing is sent.
+    socket.add(<int>[1, 2, 3]);
+    socket.write('dropped');
+    socket.writeln();
+    await socket.flush();
+    await socket.close();
+    await socket.done;
+    // close() (not destroy) is what makes the sink refuse data.
+    expect(() => socket.add(<int>[4]), throwsStateError);
+    expect(await received.future, isEmpty);
+    await server.close();
+  });
+
   test('HttpServer and HttpClient on the engine via runWithZigTcp', () async {
     await runWithZigTcp(() async {
       final HttpServer server =

@@ -270,13 +270,19 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   // ---- Socket ---------------------------------------------------------------
 
+  /// Closes both directions at once and releases the engine handle.
+  ///
+  /// As dart:io's `_Socket.destroy` (sdk/lib/_internal/vm/bin/socket_patch.dart)
+  /// this stops the sink's consumer but does not close the sink: a later
+  /// [add], [write] or [flush] is not an error and its bytes are dropped (its
+  /// HTTP code writes to sockets it has destroyed). Only [close] makes the
+  /// sink reject further data, as for any IOSink.
   @override
   void destroy() {
     if (_destroyed) return;
     _destroyed = true;
     _readClosed = true;
     _writeClosed = true;
-    _closeCalled = true;
     unawaited(_connection.close());
     if (!_controller.isClosed) unawaited(_controller.close());
     final Completer<void>? drain = _drain;

@@ -17,6 +17,24 @@ Future<List<int>> collect(Stream<List<int>> stream) async {
   return builder.takeBytes();
 }
 
+/// A ZigSocket whose peer has reset the connection. The peer reads one byte
+/// of the 1000 the socket sent (one segment on loopback) and closes with the
+/// rest unread, which makes the OS answer with RST instead of FIN.
+Future<ZigSocket> resetSocket() async {
+  final Listener listener =
+      await Listener.bind(InternetAddress.loopbackIPv4, 0);
+  final Future<Connection> accepted = listener.accept();
+  final ZigSocket socket =
+      await ZigSocket.connect(InternetAddress.loopbackIPv4, listener.port);
+  final Connection peer = await accepted;
+  await listener.close();
+  socket.add(Uint8List(1000));
+  await socket.flush();
+  expect(await peer.read(1), hasLength(1));
+  await peer.close();
+  return socket;
+}
+
 void main() {
   test('ZigSocket client, dart:io server', () async {
     final ServerSocket server =
@@ -164,6 +182,47 @@ void main() {
     expect(() => socket.add(<int>[4]), throwsStateError);
     expect(await received.future, isEmpty);
     await server.close();
+  });
+
+  test('a failed write reaches flush, done and later addStream calls',
+      () async {
+    final ZigSocket socket = await resetSocket();
+    // Nothing listens to the stream, so only writes meet the reset. Which
+    // write is the first to fail (ECONNRESET or EPIPE) depends on when the
+    // OS processed the RST, hence the bounded loop; before the fix no flush
+    // ever failed.
+    Object? flushError;
+    for (int i = 0; i < 100 && flushError == null; i++) {
+      socket.add(Uint8List(1000));
+      try {
+        await socket.flush();
+      } on SocketException catch (error) {
+        flushError = error;
+      }
+    }
+    expect(flushError, isA<SocketException>());
+    await expectLater(socket.done, throwsA(same(flushError)));
+    await expectLater(socket.flush(), throwsA(same(flushError)));
+    await expectLater(
+        socket.addStream(Stream<List<int>>.value(<int>[1])),
+        throwsA(same(flushError)));
+    // The failure closed the socket; later writes are dropped, not thrown.
+    socket.add(<int>[2]);
+    socket.destroy();
+  });
+
+  test('addStream completes with the error of a failed write', () async {
+    final ZigSocket socket = await resetSocket();
+    Stream<List<int>> chunks() async* {
+      for (int i = 0; i < 1000; i++) {
+        yield Uint8List(64 * 1024);
+      }
+    }
+
+    final Future<void> added = socket.addStream(chunks());
+    await expectLater(added, throwsA(isA<SocketException>()));
+    await expectLater(socket.done, throwsA(isA<SocketException>()));
+    socket.destroy();
   });
 
   test('HttpServer and HttpClient on the engine via runWithZigTcp', () async {

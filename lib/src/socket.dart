@@ -71,8 +71,13 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   bool _writeClosed = false;
   bool _closeCalled = false;
   bool _bound = false;
+
+  /// destroy() was called, or an error closed the socket ([_error] is set).
   bool _destroyed = false;
-  Object? _writeError;
+
+  /// The error that closed the socket (a failed write, read or FIN), if any.
+  Object? _error;
+  StackTrace? _errorStack;
 
   Future<void> _lastWrite = Future<void>.value();
   int _bytesInFlight = 0;
@@ -145,14 +150,14 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   }
 
   void _submit(List<int> data) {
-    if (_destroyed || _writeError != null || data.isEmpty) return;
+    if (_destroyed || data.isEmpty) return;
     final int length = data.length;
     _bytesInFlight += length;
     _lastWrite = _connection.write(data).then<void>((_) {
       _written(length);
     }, onError: (Object error, StackTrace stack) {
       _written(length);
-      _writeFailed(error, stack);
+      _fail(error, stack);
     });
   }
 
@@ -165,12 +170,37 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     }
   }
 
-  void _writeFailed(Object error, StackTrace stack) {
-    if (_destroyed || _writeError != null) return;
-    _writeError = error;
-    _writeClosed = true;
+  /// Closes the socket because of [error]. dart:io closes a socket on any
+  /// error (`_NativeSocket.reportError` in
+  /// sdk/lib/_internal/vm/bin/socket_patch.dart) and its `_Socket` passes the
+  /// error to the stream and to the sink's consumer. Here likewise: the stream
+  /// gets the error and ends, [done] completes with it, [flush] and
+  /// [addStream] complete with it from now on, and later writes are dropped.
+  void _fail(Object error, StackTrace stack) {
+    if (_destroyed) return;
+    _error = error;
+    _errorStack = stack;
+    if (!_readClosed) _controller.addError(error, stack);
+    _closeBoth();
     if (!_done.isCompleted) _done.completeError(error, stack);
-    _closeIfBothDone();
+  }
+
+  /// Ends both directions and releases the engine handle (destroy, error).
+  void _closeBoth() {
+    _destroyed = true;
+    _readClosed = true;
+    _writeClosed = true;
+    unawaited(_connection.close());
+    if (!_controller.isClosed) unawaited(_controller.close());
+    final Completer<void>? drain = _drain;
+    _drain = null;
+    drain?.complete();
+  }
+
+  /// Throws the error that closed the socket, if there is one.
+  void _throwIfFailed() {
+    final Object? error = _error;
+    if (error != null) Error.throwWithStackTrace(error, _errorStack!);
   }
 
   @override
@@ -208,10 +238,16 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// Writes every chunk of [stream]; waits whenever more than 1 MiB is in
   /// flight. Throws a [StateError] at once (not through the returned future,
   /// as dart:io) when the sink is closed or another [addStream] is running.
+  ///
+  /// The future completes once the stream ended and its bytes were written,
+  /// or with the error that closed the socket. On a sink that already failed
+  /// it is [done], as in dart:io's `_StreamSinkImpl.addStream`
+  /// (sdk/lib/io/io_sink.dart).
   @override
   Future<void> addStream(Stream<List<int>> stream) {
     if (_closeCalled) throw StateError('StreamSink is closed');
     if (_bound) throw StateError('StreamSink is already bound to a stream');
+    if (_error != null) return done;
     _bound = true;
     return _addStream(stream);
   }
@@ -219,24 +255,28 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   Future<void> _addStream(Stream<List<int>> stream) async {
     try {
       await for (final List<int> chunk in stream) {
-        if (_destroyed || _writeError != null) break;
+        if (_destroyed) break;
         _submit(chunk);
         if (_bytesInFlight > _highWater) {
           final Completer<void> drain = _drain ??= Completer<void>();
           await drain.future;
         }
       }
+      await _lastWrite;
+      _throwIfFailed();
     } finally {
       _bound = false;
     }
   }
 
-  /// Completes when every byte added so far has been written (write errors
-  /// are reported through [done]).
+  /// Completes when every byte added so far has been written, or with the
+  /// error that closed the socket (a failed write among them): dart:io's
+  /// flush fails when the socket failed, and its HTTP code relies on that.
+  /// After [destroy] it completes normally (the bytes were dropped).
   @override
   Future<void> flush() {
     if (_bound) throw StateError('StreamSink is bound to a stream');
-    return _lastWrite;
+    return _lastWrite.then<void>((_) => _throwIfFailed());
   }
 
   /// Closes the sending side once everything added was written (the peer
@@ -253,12 +293,13 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   Future<void> _closeWriteSide() async {
     await _lastWrite;
-    if (!_destroyed && _writeError == null) {
-      try {
-        await _connection.closeWrite();
-      } catch (error, stack) {
-        _writeFailed(error, stack);
-      }
+    // After destroy() or an error, done is complete and the handle closed.
+    if (_destroyed) return;
+    try {
+      await _connection.closeWrite();
+    } catch (error, stack) {
+      _fail(error, stack);
+      return;
     }
     _writeClosed = true;
     if (!_done.isCompleted) _done.complete();
@@ -280,14 +321,7 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   @override
   void destroy() {
     if (_destroyed) return;
-    _destroyed = true;
-    _readClosed = true;
-    _writeClosed = true;
-    unawaited(_connection.close());
-    if (!_controller.isClosed) unawaited(_controller.close());
-    final Completer<void>? drain = _drain;
-    _drain = null;
-    drain?.complete();
+    _closeBoth();
     if (!_done.isCompleted) _done.complete();
   }
 

@@ -225,6 +225,57 @@ void main() {
     socket.destroy();
   });
 
+  test('destroy ends a running addStream at once and cancels its source',
+      () async {
+    final ServerSocket server =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Completer<List<int>> received = Completer<List<int>>();
+    server.listen((Socket socket) {
+      unawaited(collect(socket).then(received.complete));
+    });
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    final Completer<void> cancelled = Completer<void>();
+    final StreamController<List<int>> source =
+        StreamController<List<int>>(onCancel: cancelled.complete);
+    final Future<void> added = socket.addStream(source.stream);
+    // The source sends nothing more: before the fix addStream noticed the
+    // destroy only on the source's next event, so `added` never completed.
+    socket.destroy();
+    await added;
+    await cancelled.future;
+    expect(source.hasListener, isFalse);
+
+    // After destroy, addStream completes at once and never listens, as
+    // dart:io's consumer of a destroyed socket.
+    final StreamController<List<int>> later = StreamController<List<int>>();
+    await socket.addStream(later.stream);
+    expect(later.hasListener, isFalse);
+    await socket.close();
+    expect(await received.future, isEmpty);
+    await server.close();
+  });
+
+  test('an error of the addStream source destroys the socket (as dart:io)',
+      () async {
+    final ServerSocket server =
+        await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Completer<List<int>> received = Completer<List<int>>();
+    server.listen((Socket socket) {
+      unawaited(collect(socket).then(received.complete));
+    });
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    final StateError sourceError = StateError('source failed');
+    await expectLater(
+        socket.addStream(Stream<List<int>>.error(sourceError)),
+        throwsA(same(sourceError)));
+    // Destroyed, not failed: done completes normally, the peer sees the end.
+    await socket.done;
+    expect(await received.future, isEmpty);
+    await server.close();
+  });
+
   test('HttpServer and HttpClient on the engine via runWithZigTcp', () async {
     await runWithZigTcp(() async {
       final HttpServer server =

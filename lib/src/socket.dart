@@ -81,7 +81,12 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   Future<void> _lastWrite = Future<void>.value();
   int _bytesInFlight = 0;
-  Completer<void>? _drain;
+
+  /// The running [addStream]: its source subscription (null once the source
+  /// ended), its result, and whether the source is paused for backpressure.
+  StreamSubscription<List<int>>? _source;
+  Completer<void>? _sourceResult;
+  bool _sourcePaused = false;
 
   @override
   Encoding encoding = utf8;
@@ -163,10 +168,9 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   void _written(int length) {
     _bytesInFlight -= length;
-    final Completer<void>? drain = _drain;
-    if (drain != null && (_bytesInFlight <= _highWater ~/ 2 || _destroyed)) {
-      _drain = null;
-      drain.complete();
+    if (_sourcePaused && _bytesInFlight <= _highWater ~/ 2) {
+      _sourcePaused = false;
+      _source?.resume();
     }
   }
 
@@ -181,20 +185,22 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     _error = error;
     _errorStack = stack;
     if (!_readClosed) _controller.addError(error, stack);
+    _endAddStream(error, stack);
     _closeBoth();
     if (!_done.isCompleted) _done.completeError(error, stack);
   }
 
   /// Ends both directions and releases the engine handle (destroy, error).
+  /// A running [addStream] ends at once, its source cancelled: dart:io's
+  /// destroy stops the consumer (`_SocketStreamConsumer.stop` cancels its
+  /// subscription) rather than waiting for the source's next event.
   void _closeBoth() {
     _destroyed = true;
     _readClosed = true;
     _writeClosed = true;
+    _endAddStream();
     unawaited(_connection.close());
     if (!_controller.isClosed) unawaited(_controller.close());
-    final Completer<void>? drain = _drain;
-    _drain = null;
-    drain?.complete();
   }
 
   /// Throws the error that closed the socket, if there is one.
@@ -248,24 +254,63 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     if (_closeCalled) throw StateError('StreamSink is closed');
     if (_bound) throw StateError('StreamSink is already bound to a stream');
     if (_error != null) return done;
+    // dart:io's consumer of a destroyed socket completes at once and never
+    // listens to the stream (`_SocketStreamConsumer.addStream`, `_raw` null).
+    if (_destroyed) return Future<void>.value();
     _bound = true;
-    return _addStream(stream);
+    final Completer<void> result = Completer<void>();
+    _sourceResult = result;
+    final StreamSubscription<List<int>> source = stream.listen(_onSourceData,
+        onError: _onSourceError, onDone: _onSourceDone, cancelOnError: true);
+    // A synchronous stream may deliver data (and so ask for a pause) or end
+    // inside listen, before _source is set.
+    if (_sourceResult == result) {
+      _source = source;
+      if (_sourcePaused) source.pause();
+    }
+    return result.future;
   }
 
-  Future<void> _addStream(Stream<List<int>> stream) async {
-    try {
-      await for (final List<int> chunk in stream) {
-        if (_destroyed) break;
-        _submit(chunk);
-        if (_bytesInFlight > _highWater) {
-          final Completer<void> drain = _drain ??= Completer<void>();
-          await drain.future;
-        }
-      }
-      await _lastWrite;
-      _throwIfFailed();
-    } finally {
-      _bound = false;
+  void _onSourceData(List<int> chunk) {
+    _submit(chunk);
+    if (!_sourcePaused && _bytesInFlight > _highWater) {
+      _sourcePaused = true;
+      _source?.pause();
+    }
+  }
+
+  /// An error of the source: as dart:io, the socket is destroyed and
+  /// addStream completes with the error.
+  void _onSourceError(Object error, StackTrace stack) {
+    _source = null; // cancelOnError: the subscription is already cancelled
+    _endAddStream(error, stack);
+    destroy();
+  }
+
+  /// The source ended: addStream completes once its bytes were written.
+  void _onSourceDone() {
+    _source = null;
+    final Completer<void>? result = _sourceResult;
+    unawaited(_lastWrite.then<void>((_) {
+      if (_sourceResult == result) _endAddStream(_error, _errorStack);
+    }));
+  }
+
+  /// Completes the running addStream (if any) with [error] or normally, and
+  /// cancels its source if that has not ended.
+  void _endAddStream([Object? error, StackTrace? stack]) {
+    final Completer<void>? result = _sourceResult;
+    if (result == null) return;
+    final StreamSubscription<List<int>>? source = _source;
+    _sourceResult = null;
+    _source = null;
+    _sourcePaused = false;
+    _bound = false;
+    if (source != null) unawaited(source.cancel());
+    if (error == null) {
+      result.complete();
+    } else {
+      result.completeError(error, stack);
     }
   }
 

@@ -35,6 +35,12 @@ Future<ZigSocket> resetSocket() async {
   return socket;
 }
 
+/// dart:io's error for a socket used after it was closed.
+final Matcher isSocketClosedError = isA<SocketException>().having(
+    (SocketException e) => e.message,
+    'message',
+    const SocketException.closed().message);
+
 void main() {
   test('ZigSocket client, dart:io server', () async {
     final ServerSocket server =
@@ -274,6 +280,41 @@ void main() {
     await socket.done;
     expect(await received.future, isEmpty);
     await server.close();
+  });
+
+  test('after destroy the address accessors throw, as dart:io', () async {
+    final ZigServerSocket server =
+        await ZigServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+    final Future<Socket> accepted = server.first;
+    final ZigSocket socket =
+        await ZigSocket.connect(InternetAddress.loopbackIPv4, server.port);
+    final Socket peer = await accepted;
+    expect(socket.remoteAddress, InternetAddress.loopbackIPv4);
+    expect(socket.remotePort, server.port);
+    expect(socket.address, InternetAddress.loopbackIPv4);
+    expect(socket.port, peer.remotePort);
+    socket.destroy();
+    // Before the fix remoteAddress/remotePort were cached and kept answering.
+    expect(() => socket.remoteAddress, throwsA(isSocketClosedError));
+    expect(() => socket.remotePort, throwsA(isSocketClosedError));
+    expect(() => socket.address, throwsA(isSocketClosedError));
+    expect(() => socket.port, throwsA(isSocketClosedError));
+    expect(() => socket.setOption(SocketOption.tcpNoDelay, true),
+        throwsA(isSocketClosedError));
+    peer.destroy();
+  });
+
+  test('a read error reaches the stream and done and closes the socket',
+      () async {
+    final ZigSocket socket = await resetSocket();
+    final List<Object> errors = <Object>[];
+    final Completer<void> ended = Completer<void>();
+    socket.listen((Uint8List _) {}, onError: errors.add, onDone: ended.complete);
+    await ended.future;
+    expect(errors, hasLength(1));
+    expect(errors.single, isA<SocketException>());
+    await expectLater(socket.done, throwsA(same(errors.single)));
+    expect(() => socket.remotePort, throwsA(isSocketClosedError));
   });
 
   test('HttpServer and HttpClient on the engine via runWithZigTcp', () async {

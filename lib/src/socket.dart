@@ -20,9 +20,7 @@ import 'engine.dart';
 /// are done: the stream reached its end or its subscription was cancelled,
 /// and the sink was closed. [destroy] closes both at once.
 final class ZigSocket extends Stream<Uint8List> implements Socket {
-  ZigSocket._(this._connection)
-      : _remoteAddress = _tryGet(() => _connection.remoteAddress),
-        _remotePort = _tryGet(() => _connection.remotePort) {
+  ZigSocket._(this._connection) {
     _controller = StreamController<Uint8List>(
         sync: true,
         onListen: _startReading,
@@ -58,8 +56,6 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   static const int _highWater = 1024 * 1024;
 
   final Connection _connection;
-  final InternetAddress? _remoteAddress;
-  final int? _remotePort;
   late final StreamController<Uint8List> _controller;
   final Completer<void> _done = Completer<void>();
 
@@ -113,10 +109,10 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
         data = await _connection.read(_readSize);
       } catch (error, stack) {
         _reading = false;
-        if (!_readClosed) {
-          _controller.addError(error, stack);
-          _finishReading();
-        }
+        // A read error closes the socket and reaches the stream and done,
+        // as in dart:io (`_Socket._onError`); one after the stream side
+        // ended is the engine cancelling the read of a closed handle.
+        if (!_readClosed) _fail(error, stack);
         return;
       }
       if (_readClosed) break;
@@ -370,10 +366,21 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     if (!_done.isCompleted) _done.complete();
   }
 
+  /// The connection while the socket is open. Once it is closed (destroy,
+  /// an error, or both directions done) the accessors and options throw
+  /// `SocketException.closed()`, as dart:io's `_Socket` does once its raw
+  /// socket is gone and `_NativeSocket` does while closing
+  /// (sdk/lib/_internal/vm/bin/socket_patch.dart).
+  Connection get _open {
+    if (_connection.isClosed) throw const SocketException.closed();
+    return _connection;
+  }
+
   @override
   bool setOption(SocketOption option, bool enabled) {
+    final Connection connection = _open;
     if (option == SocketOption.tcpNoDelay) {
-      _connection.noDelay = enabled;
+      connection.noDelay = enabled;
       return true;
     }
     return false;
@@ -390,29 +397,20 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   }
 
   @override
-  int get port => _connection.port;
+  int get port => _open.port;
 
   @override
-  InternetAddress get address => _connection.address;
+  InternetAddress get address => _open.address;
 
   @override
-  int get remotePort => _remotePort ?? _connection.remotePort;
+  int get remotePort => _open.remotePort;
 
   @override
-  InternetAddress get remoteAddress =>
-      _remoteAddress ?? _connection.remoteAddress;
+  InternetAddress get remoteAddress => _open.remoteAddress;
 
   /// SO_KEEPALIVE of the connection.
-  bool get keepAlive => _connection.keepAlive;
-  set keepAlive(bool enabled) => _connection.keepAlive = enabled;
-
-  static T? _tryGet<T>(T Function() getter) {
-    try {
-      return getter();
-    } on SocketException {
-      return null;
-    }
-  }
+  bool get keepAlive => _open.keepAlive;
+  set keepAlive(bool enabled) => _open.keepAlive = enabled;
 }
 
 /// A [ServerSocket] on the zig_tcp engine.

@@ -7,6 +7,7 @@ import 'dart:convert';
 import 'dart:io';
 import 'dart:typed_data';
 
+import 'accept_loop.dart';
 import 'engine.dart';
 
 /// A [Socket] on the zig_tcp engine.
@@ -464,31 +465,28 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
     unawaited(_acceptLoop());
   }
 
+  /// Accepts while the stream has an unpaused listener (see runAcceptLoop
+  /// for what happens on failures). A listener the engine no longer has
+  /// (the engine was shut down) closes the server socket.
   Future<void> _acceptLoop() async {
-    while (!_closed && _controller.hasListener && !_controller.isPaused) {
-      final Connection connection;
-      try {
-        connection = await _listener.accept();
-      } catch (error, stack) {
-        if (_closed) break;
-        _controller.addError(error, stack);
-        // An accept on a handle the engine no longer has (closed, or the
-        // engine was shut down) is refused at once, every time: retrying
-        // would spin through failed futures without ever yielding to the
-        // event loop. Close instead, like a listener whose socket is gone.
-        if (!_listenerAlive()) {
-          unawaited(close());
-          break;
-        }
-        continue;
-      }
-      if (_closed) {
-        unawaited(connection.close());
-        break;
-      }
-      _controller.add(ZigSocket.fromConnection(connection));
-    }
+    await runAcceptLoop<Connection>(
+        accept: _listener.accept,
+        wanted: () =>
+            !_closed && _controller.hasListener && !_controller.isPaused,
+        closed: () => _closed,
+        alive: _listenerAlive,
+        onAccepted: _onAccepted,
+        onError: _controller.addError,
+        onGone: () => unawaited(close()));
     _accepting = false;
+  }
+
+  void _onAccepted(Connection connection) {
+    if (_closed) {
+      unawaited(connection.close());
+      return;
+    }
+    _controller.add(ZigSocket.fromConnection(connection));
   }
 
   /// Whether the engine still knows the listener's handle.

@@ -1,6 +1,7 @@
 // Connection / Listener tests, mirroring the C suite (test_c/suite.c).
 // Run with `dart test` (the build hook compiles the engine first).
 
+import 'dart:async';
 import 'dart:io';
 import 'dart:isolate';
 import 'dart:typed_data';
@@ -8,6 +9,8 @@ import 'dart:typed_data';
 import 'package:test/test.dart';
 import 'package:zig_tcp/src/bindings.dart' show TCP_ERR_CLOSED;
 import 'package:zig_tcp/zig_tcp.dart';
+
+import 'support.dart';
 
 /// Reads until [n] bytes arrived (fails at a premature end of stream).
 Future<Uint8List> readExactly(Connection connection, int n) async {
@@ -240,6 +243,160 @@ void main() {
       Isolate.run(isolateOwnEchoTask(1 << 20)),
     ]);
     expect(same, <int>[1 << 20, 1 << 20]);
+  });
+
+  group('connect, as dart:io', () {
+    test('the timeout covers the host lookup', () async {
+      final Listener listener =
+          await Listener.bind(InternetAddress.loopbackIPv4, 0);
+      // 'localhost' must be looked up. The timeout's zero timer is posted to
+      // the isolate's message queue before the lookup request is even sent,
+      // so it expires first, whatever the lookup takes. Before the fix the
+      // timeout started after the lookup.
+      await expectLater(
+          Connection.connect('localhost', listener.port,
+              timeout: Duration.zero),
+          throwsA(isConnectTimedOut));
+      await listener.close();
+    });
+
+    test('cancel() during the host lookup fails the attempt at once',
+        () async {
+      final Listener listener =
+          await Listener.bind(InternetAddress.loopbackIPv4, 0);
+      final ConnectionAttempt attempt =
+          Connection.startConnect('localhost', listener.port);
+      attempt.cancel();
+      final List<String> order = <String>[];
+      final Completer<void> eventLoopRan = Completer<void>();
+      Timer.run(() {
+        order.add('event loop');
+        eventLoopRan.complete();
+      });
+      await attempt.connection.then<void>((Connection connection) {
+        order.add('connected');
+        unawaited(connection.close());
+      }, onError: (Object error) {
+        order.add(isConnectCancelled.matches(error, <Object?, Object?>{})
+            ? 'cancelled'
+            : 'failed: $error');
+      });
+      await eventLoopRan.future;
+      // Failed in the microtasks after cancel(), before any event (the
+      // lookup's answer is one). Before the fix it waited for the lookup.
+      expect(order, <String>['cancelled', 'event loop']);
+      // Nothing connected later either: the listener's first connection is
+      // this one.
+      final Future<Connection> accepted = listener.accept();
+      final Connection client =
+          await Connection.connect(InternetAddress.loopbackIPv4, listener.port);
+      final Connection server = await accepted;
+      expect(server.remotePort, client.port);
+      await client.close();
+      await server.close();
+      await listener.close();
+    });
+
+    test('when every address fails, the first attempt\'s error is reported',
+        () async {
+      final List<InternetAddress> addresses = await localhostAddresses();
+      if (addresses.length < 2) {
+        markTestSkipped('localhost has one address here: $addresses');
+        return;
+      }
+      // A port nothing listens on (just released).
+      final Listener probe =
+          await Listener.bind(InternetAddress.loopbackIPv4, 0);
+      final int port = probe.port;
+      await probe.close();
+      await expectLater(
+          Connection.connect('localhost', port),
+          throwsA(isA<SocketException>()
+              .having((SocketException e) => e.address, 'address',
+                  addresses.first)
+              .having((SocketException e) => e.port, 'port', port)));
+    });
+
+    test('attempts overlap: a first address that never answers does not '
+        'hold up the second', () async {
+      final List<InternetAddress> addresses = await localhostAddresses();
+      if (addresses.isEmpty ||
+          addresses.first != InternetAddress.loopbackIPv4 ||
+          !addresses.contains(InternetAddress.loopbackIPv6)) {
+        markTestSkipped('localhost is not 127.0.0.1 then ::1 here: $addresses');
+        return;
+      }
+      String why = '';
+      final HangingDestination? hole =
+          await HangingDestination.create(whyNot: (String r) => why = r);
+      if (hole == null) {
+        markTestSkipped(why);
+        return;
+      }
+      final Listener six;
+      try {
+        six = await Listener.bind(InternetAddress.loopbackIPv6, hole.port,
+            v6Only: true);
+      } on SocketException catch (error) {
+        await hole.close();
+        markTestSkipped('no ::1 listener on port ${hole.port}: $error');
+        return;
+      }
+      final Future<Connection> accepted = six.accept();
+      // 127.0.0.1 is tried first and never answers; dart:io starts the next
+      // attempt after 25 ms. Strictly one after another, the first attempt
+      // would use up the whole timeout.
+      final Connection client = await Connection.connect(
+          'localhost', hole.port,
+          timeout: const Duration(seconds: 10));
+      final Connection server = await accepted;
+      expect(client.remoteAddress, InternetAddress.loopbackIPv6);
+      expect(server.remotePort, client.port);
+      await client.close();
+      await server.close();
+      await six.close();
+      await hole.close();
+    });
+
+    test('sourceAddress (a numeric String) and sourcePort pick the local end',
+        () async {
+      // All of 127.0.0.0/8 is loopback on Linux.
+      final InternetAddress source = InternetAddress('127.0.0.2');
+      final Listener probe = await Listener.bind(source, 0);
+      final int sourcePort = probe.port; // just released
+      await probe.close();
+      final Listener listener =
+          await Listener.bind(InternetAddress.loopbackIPv4, 0);
+      final Future<Connection> accepted = listener.accept();
+      final Connection client = await Connection.connect(
+          InternetAddress.loopbackIPv4, listener.port,
+          sourceAddress: '127.0.0.2', sourcePort: sourcePort);
+      final Connection server = await accepted;
+      expect(client.address, source);
+      expect(client.port, sourcePort);
+      expect(server.remoteAddress, source);
+      expect(server.remotePort, sourcePort);
+      await client.close();
+      await server.close();
+      await listener.close();
+    }, testOn: 'linux');
+
+    test('bad arguments throw at once; a String sourceAddress is never looked up',
+        () {
+      final InternetAddress here = InternetAddress.loopbackIPv4;
+      expect(
+          thrownAtOnce(
+              () => Connection.connect(here, 80, sourceAddress: 'localhost')),
+          isArgumentError);
+      expect(
+          thrownAtOnce(() => ZigSocket.connect(here, 80, sourceAddress: 'x')),
+          isArgumentError);
+      expect(thrownAtOnce(() => Connection.connect(here, 65536)),
+          isArgumentError);
+      expect(thrownAtOnce(() => Connection.connect(here, 80, sourcePort: -1)),
+          isArgumentError);
+      expect(thrownAtOnce(() => Connection.connect(42, 80)), isArgumentError);
+    });
   });
 
   test('host names are resolved', () async {

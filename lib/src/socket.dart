@@ -34,21 +34,25 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   factory ZigSocket.fromConnection(Connection connection) =>
       ZigSocket._(connection);
 
-  /// Connects like [Socket.connect], on the engine.
+  /// Connects like [Socket.connect], on the engine (see
+  /// [Connection.connect]: lookup, staggered attempts, timeout). Bad
+  /// arguments throw at once, as in dart:io.
   static Future<ZigSocket> connect(Object host, int port,
-      {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) async {
-    final Connection connection = await Connection.connect(host, port,
-        sourceAddress: sourceAddress, sourcePort: sourcePort, timeout: timeout);
-    return ZigSocket._(connection);
-  }
+          {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
+      Connection.connect(host, port,
+              sourceAddress: sourceAddress,
+              sourcePort: sourcePort,
+              timeout: timeout)
+          .then<ZigSocket>(ZigSocket.fromConnection);
 
-  /// Like [Socket.startConnect], on the engine.
+  /// Like [Socket.startConnect], on the engine: the task's `cancel()` also
+  /// works while the host name is being looked up.
   static Future<ConnectionTask<Socket>> startConnect(Object host, int port,
       {Object? sourceAddress, int sourcePort = 0}) {
     final ConnectionAttempt attempt = Connection.startConnect(host, port,
         sourceAddress: sourceAddress, sourcePort: sourcePort);
-    final Future<Socket> socket = attempt.connection
-        .then<Socket>((Connection connection) => ZigSocket._(connection));
+    final Future<Socket> socket =
+        attempt.connection.then<Socket>(ZigSocket.fromConnection);
     return Future<ConnectionTask<Socket>>.value(
         ConnectionTask.fromSocket<Socket>(socket, attempt.cancel));
   }

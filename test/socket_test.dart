@@ -35,6 +35,13 @@ Future<ZigSocket> resetSocket() async {
   return socket;
 }
 
+/// Thrown by the exit override of the overrides test instead of exiting.
+final class ExitCalled implements Exception {
+  ExitCalled(this.code);
+
+  final int code;
+}
+
 /// dart:io's error for a socket used after it was closed.
 final Matcher isSocketClosedError = isA<SocketException>().having(
     (SocketException e) => e.message,
@@ -357,5 +364,27 @@ void main() {
       socket.destroy();
       peer.destroy();
     });
+  });
+
+  test('runWithZigTcp keeps the enclosing zone\'s other overrides', () async {
+    final File outerFile = File('zig_tcp_test_outer_file');
+    final Directory outerTemp = Directory('zig_tcp_test_outer_temp');
+    await IOOverrides.runZoned(() async {
+      await runWithZigTcp(() async {
+        final ServerSocket server =
+            await ServerSocket.bind(InternetAddress.loopbackIPv4, 0);
+        expect(server, isA<ZigServerSocket>());
+        await server.close();
+        // Before the fix these were dart:io's own File and Directory.
+        expect(File('any path'), same(outerFile));
+        expect(Directory.systemTemp, same(outerTemp));
+        // Last: were exit not delegated, this would end the test process.
+        expect(() => exit(3),
+            throwsA(isA<ExitCalled>().having((ExitCalled e) => e.code, 'code', 3)));
+      });
+    },
+        createFile: (String _) => outerFile,
+        getSystemTempDirectory: () => outerTemp,
+        exit: (int code) => throw ExitCalled(code));
   });
 }

@@ -9,6 +9,8 @@ import 'dart:typed_data';
 import 'package:test/test.dart';
 import 'package:zig_tcp/zig_tcp.dart';
 
+import 'support.dart';
+
 Future<List<int>> collect(Stream<List<int>> stream) async {
   final BytesBuilder builder = BytesBuilder(copy: false);
   await for (final List<int> chunk in stream) {
@@ -364,6 +366,26 @@ void main() {
       socket.destroy();
       peer.destroy();
     });
+  });
+
+  test('ConnectionTask.cancel closes a connect in flight', () async {
+    String why = '';
+    final HangingDestination? hole =
+        await HangingDestination.create(whyNot: (String r) => why = r);
+    if (hole == null) {
+      markTestSkipped(why);
+      return;
+    }
+    await runWithZigTcp(() async {
+      // dart:io's Socket.startConnect, routed to the engine.
+      final ConnectionTask<Socket> task =
+          await Socket.startConnect(InternetAddress.loopbackIPv4, hole.port);
+      final Future<void> cancelled =
+          expectLater(task.socket, throwsA(isConnectCancelled));
+      task.cancel();
+      await cancelled;
+    });
+    await hole.close();
   });
 
   test('runWithZigTcp keeps the enclosing zone\'s other overrides', () async {

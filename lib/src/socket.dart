@@ -183,12 +183,15 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// [addStream] complete with it from now on, and later writes are dropped.
   void _fail(Object error, StackTrace stack) {
     if (_destroyed) return;
+    // Marked first: the stream delivers the error synchronously, and a
+    // listener that calls destroy() or add() then must find the socket failed.
+    _destroyed = true;
     _error = error;
     _errorStack = stack;
-    if (!_readClosed) _controller.addError(error, stack);
-    _endAddStream(error, stack);
-    _closeBoth();
     if (!_done.isCompleted) _done.completeError(error, stack);
+    _endAddStream(error, stack);
+    if (!_readClosed) _controller.addError(error, stack);
+    _closeBoth();
   }
 
   /// Ends both directions and releases the engine handle (destroy, error).

@@ -14,8 +14,13 @@ Future<void> main(List<String> args) async {
       timeout: const Duration(seconds: 5));
   socket.setOption(SocketOption.tcpNoDelay, true);
   socket.write(message);
-  final Future<String> reply = utf8.decodeStream(socket);
-  await socket.close(); // sends FIN; the server echoes and closes
-  print('echoed: ${await reply}');
+  // Wait for both together: if the connection fails, the reply and close()
+  // both fail, and an error of a future nobody is listening to would be
+  // reported as uncaught. Future.wait listens to both.
+  final List<Object?> results = await Future.wait<Object?>(<Future<Object?>>[
+    utf8.decodeStream(socket),
+    socket.close(), // sends FIN; the server echoes and closes
+  ]);
+  print('echoed: ${results.first}');
 }
 

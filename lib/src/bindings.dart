@@ -7,8 +7,10 @@
 // (const) uint8_t* -> Pointer<Uint8>, const char* -> Pointer<Utf8>.
 //
 // Every function is a leaf call (tcp.h: completions are never posted from
-// inside a call) except tcp_init, which runs once per isolate, and
-// tcp_shutdown, which blocks until the I/O thread drained.
+// inside a call) except tcp_init, which may start the engine's I/O thread
+// (the Dart layer calls it on every connect and bind; it returns at once
+// while the engine runs), and tcp_shutdown, which blocks until the I/O thread
+// drained.
 
 // ignore_for_file: non_constant_identifier_names, constant_identifier_names
 

@@ -20,12 +20,18 @@ final class Connection implements Finalizable {
   final _IOService _io;
   Future<void>? _closed;
 
-  /// Connects to [host] ([InternetAddress], or a [String] looked up with
-  /// [InternetAddress.lookup]; each address is tried in turn) on [port].
+  /// Connects to [host] on [port], as dart:io's `Socket.connect` does.
   ///
-  /// [sourceAddress] (an [InternetAddress] or a numeric [String]) and
-  /// [sourcePort] pick the local end. [timeout] bounds the whole attempt,
-  /// all addresses together.
+  /// [host] is an [InternetAddress] or a [String]: a numeric address, or a
+  /// host name looked up with [InternetAddress.lookup] (IPv4 first, IPv6 10 ms
+  /// later). Attempts to several addresses overlap: the next one starts when
+  /// the previous failed or after 25 ms (loopback) / 250 ms (others), and the
+  /// first to connect wins; when all fail, the first attempt's error is
+  /// reported. [sourceAddress] (an [InternetAddress] or a numeric [String],
+  /// never looked up) and [sourcePort] pick the local end. [timeout] bounds
+  /// everything, the lookup included.
+  ///
+  /// Bad arguments throw an [ArgumentError] at once, as in dart:io.
   static Future<Connection> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       startConnect(host, port,
@@ -34,13 +40,21 @@ final class Connection implements Finalizable {
               timeout: timeout)
           .connection;
 
-  /// Like [connect], but the returned attempt can be cancelled while the
-  /// connection is being made.
+  /// Like [connect], but the returned attempt can be cancelled, also while
+  /// the host name is being looked up.
   static ConnectionAttempt startConnect(Object host, int port,
       {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) {
-    final ConnectionAttempt attempt = ConnectionAttempt._();
-    attempt.connection =
-        attempt._run(host, port, sourceAddress, sourcePort, timeout);
+    _checkPort(port, 'port');
+    _checkPort(sourcePort, 'sourcePort');
+    if (host is InternetAddress) {
+      _rawAddress(host, 'host');
+    } else if (host is! String) {
+      throw ArgumentError.value(
+          host, 'host', 'must be an InternetAddress or a String');
+    }
+    final ConnectionAttempt attempt = ConnectionAttempt._(
+        host, port, _sourceAddressOf(sourceAddress), sourcePort);
+    attempt._start(timeout);
     return attempt;
   }
 
@@ -172,93 +186,271 @@ final class Connection implements Finalizable {
   int get handle => _handle;
 }
 
-/// One connect in progress ([Connection.startConnect]): resolves the host,
-/// then tries each address in turn.
+/// Throws an [ArgumentError] unless [port] is in 0..65535.
+void _checkPort(int port, String name) {
+  if (port < 0 || port > 65535) {
+    throw ArgumentError.value(port, name, 'must be in 0..65535');
+  }
+}
+
+/// The source address of a connect. As dart:io's `_NativeSocket.startConnect`
+/// (sdk/lib/_internal/vm/bin/socket_patch.dart), a String must be a numeric
+/// address (`InternetAddress(string)` throws an [ArgumentError] otherwise):
+/// it is never looked up.
+InternetAddress? _sourceAddressOf(Object? sourceAddress) {
+  if (sourceAddress == null) return null;
+  final InternetAddress address;
+  if (sourceAddress is InternetAddress) {
+    address = sourceAddress;
+  } else if (sourceAddress is String) {
+    address = InternetAddress(sourceAddress);
+  } else {
+    throw ArgumentError.value(sourceAddress, 'sourceAddress',
+        'must be an InternetAddress or a numeric String');
+  }
+  _rawAddress(address, 'sourceAddress');
+  return address;
+}
+
+/// One connect in progress ([Connection.startConnect]), modelled on dart:io's
+/// `_NativeSocket.startConnect` / `tryConnectToResolvedAddresses`
+/// (sdk/lib/_internal/vm/bin/socket_patch.dart): addresses are tried as they
+/// arrive from the lookup, each attempt starting when the previous one failed
+/// or its stagger delay passed, so attempts overlap; the first to connect
+/// wins and every other is closed.
 final class ConnectionAttempt {
-  ConnectionAttempt._();
+  ConnectionAttempt._(this._host, this._port, this._source, this._sourcePort);
 
-  /// Completes with the connection, or with a [SocketException] (also when
-  /// the attempt was cancelled).
-  late final Future<Connection> connection;
+  /// dart:io's delay between the starts of two attempts (`_retryDuration`,
+  /// `_retryDurationLoopback`).
+  static const Duration _stagger = Duration(milliseconds: 250);
+  static const Duration _staggerLoopback = Duration(milliseconds: 25);
 
-  bool _cancelled = false;
-  Connection? _inFlight;
+  /// dart:io's delay of the IPv6 lookup after the IPv4 one
+  /// (`staggeredLookup`'s `concurrentLookupDelay`).
+  static const Duration _ipv6LookupDelay = Duration(milliseconds: 10);
 
-  /// Cancels the attempt: [connection] fails with "Connection attempt
-  /// cancelled" (unless it already completed).
+  final Object _host; // as given: dart:io's error messages name it so
+  final int _port;
+  final InternetAddress? _source;
+  final int _sourcePort;
+  final Completer<Connection> _result = Completer<Connection>();
+
+  /// Addresses looked up but not tried yet.
+  final Queue<InternetAddress> _waiting = Queue<InternetAddress>();
+
+  /// Connects in flight, with the index of their attempt (0 = first).
+  final Map<Connection, int> _connecting = <Connection, int>{};
+  int _attempts = 0;
+  bool _lookupDone = false;
+  bool _finished = false;
+  Timer? _staggerTimer;
+  Timer? _timeoutTimer;
+  Timer? _ipv6LookupTimer;
+
+  /// The error of the earliest attempt that failed so far.
+  SocketException? _firstError;
+  StackTrace? _firstErrorStack;
+  int _firstErrorIndex = 0;
+
+  /// The error of a failed lookup (reported only if no address was found).
+  Object? _lookupError;
+  StackTrace? _lookupErrorStack;
+
+  /// Completes with the connection, or with a [SocketException]: the first
+  /// attempt's error when every address failed, the lookup's error when it
+  /// found nothing, `Connection timed out, host: H, port: P` when the timeout
+  /// expired, or `Connection attempt cancelled, host: H, port: P` after
+  /// [cancel] (the messages are dart:io's).
+  Future<Connection> get connection => _result.future;
+
+  /// Cancels the attempt, also during the host lookup: [connection] fails at
+  /// once (unless it already completed) and every connect in flight is
+  /// closed. As in dart:io's `onCancel`, an attempt that already failed is
+  /// reported instead of the cancellation.
   void cancel() {
-    _cancelled = true;
-    final Connection? connection = _inFlight;
-    _inFlight = null;
-    if (connection != null) unawaited(connection.close());
+    if (_finished) return;
+    _fail(
+        _firstError ??
+            SocketException(
+                'Connection attempt cancelled, host: $_host, port: $_port'),
+        _firstErrorStack ?? StackTrace.current);
   }
 
-  static const SocketException _cancelledError =
-      SocketException('Connection attempt cancelled');
+  void _start(Duration? timeout) {
+    if (timeout != null) _timeoutTimer = Timer(timeout, _onTimeout);
+    final Object host = _host;
+    final InternetAddress? literal =
+        host is InternetAddress ? host : InternetAddress.tryParse(host as String);
+    if (literal != null) {
+      _lookupDone = true;
+      _addAddresses(<InternetAddress>[literal]);
+    } else {
+      _lookUp(host as String);
+    }
+  }
 
-  Future<Connection> _run(Object host, int port, Object? sourceAddress,
-      int sourcePort, Duration? timeout) async {
-    if (port < 0 || port > 65535) {
-      throw ArgumentError.value(port, 'port', 'must be in 0..65535');
-    }
-    final Stopwatch clock = Stopwatch()..start();
-    final List<InternetAddress> addresses = await _resolve(host, 'host');
-    InternetAddress? source;
-    if (sourceAddress != null) {
-      source = (await _resolve(sourceAddress, 'sourceAddress')).first;
-    }
-    SocketException? lastError;
-    for (final InternetAddress address in addresses) {
-      if (_cancelled) throw _cancelledError;
-      int timeoutMs = 0;
-      if (timeout != null) {
-        timeoutMs = timeout.inMilliseconds - clock.elapsedMilliseconds;
-        if (timeoutMs <= 0) {
-          throw _socketError(TCP_ERR_TIMED_OUT, 0, 'Connection failed',
-              address: address, port: port);
-        }
-      }
+  /// dart:io's `Socket.connect` puts `Future.timeout` around the whole task,
+  /// lookup included; on expiry it cancels the task and throws this message
+  /// (no OS error).
+  void _onTimeout() {
+    if (_finished) return;
+    _fail(SocketException('Connection timed out, host: $_host, port: $_port'),
+        StackTrace.current);
+  }
+
+  /// Looks [host] up as dart:io's `staggeredLookup` does: IPv4 first, IPv6
+  /// a little later (not at all when the source address is IPv4); addresses
+  /// are tried as each lookup delivers them.
+  void _lookUp(String host) {
+    final bool both = _source?.type != InternetAddressType.IPv4;
+    int pending = both ? 2 : 1;
+    Future<void> lookUp(InternetAddressType type) async {
       try {
-        return await _connectOne(address, port, source, sourcePort, timeoutMs);
-      } on SocketException catch (error) {
-        if (_cancelled) throw _cancelledError;
-        lastError = error;
+        _addAddresses(await InternetAddress.lookup(host, type: type));
+      } catch (error, stack) {
+        _lookupError ??= error;
+        _lookupErrorStack ??= stack;
+      }
+      pending--;
+      if (pending == 0) {
+        _lookupDone = true;
+        _failIfExhausted();
       }
     }
-    throw lastError!;
+
+    unawaited(lookUp(InternetAddressType.IPv4));
+    if (both) {
+      _ipv6LookupTimer = Timer(_ipv6LookupDelay,
+          () => unawaited(lookUp(InternetAddressType.IPv6)));
+    }
   }
 
-  Future<Connection> _connectOne(InternetAddress address, int port,
-      InternetAddress? source, int sourcePort, int timeoutMs) async {
-    final _IOService io = _IOService.instance;
-    final Uint8List raw = _rawAddress(address, 'host');
+  void _addAddresses(List<InternetAddress> addresses) {
+    if (_finished) return;
+    _waiting.addAll(addresses);
+    // A running stagger timer starts the next attempt when it fires.
+    if (_staggerTimer == null) _connectNext();
+  }
+
+  /// Starts the next attempt now (the previous failed, or its stagger delay
+  /// passed), then arms the stagger timer for the one after.
+  void _connectNext() {
+    _staggerTimer?.cancel();
+    _staggerTimer = null;
+    if (_finished) return;
+    while (_waiting.isNotEmpty) {
+      final InternetAddress address = _waiting.removeFirst();
+      if (_tryConnect(address, _attempts++)) {
+        _staggerTimer = Timer(
+            address.isLoopback ? _staggerLoopback : _stagger, _connectNext);
+        return;
+      }
+    }
+    _failIfExhausted();
+  }
+
+  /// Issues the connect to [address]; false if the engine refused it at once
+  /// (its error is recorded).
+  bool _tryConnect(InternetAddress address, int index) {
+    final _IOService io;
+    try {
+      io = _IOService.instance;
+    } on SocketException catch (error, stack) {
+      _recordError(index, error, stack);
+      return false;
+    }
+    final Uint8List raw = address.rawAddress;
+    final InternetAddress? source = _source;
     final int requestId = io.newRequestId();
     final int nativePort = io.nativePort;
     final int handle;
+    // `.address` of typed data is only allowed directly as a leaf call's
+    // argument, hence two calls.
     if (source == null) {
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          port, nullptr, 0, sourcePort, timeoutMs);
+          _port, nullptr, 0, _sourcePort, 0);
     } else {
-      final Uint8List sourceRaw = _rawAddress(source, 'sourceAddress');
+      final Uint8List sourceRaw = source.rawAddress;
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          port, sourceRaw.address, sourceRaw.length, sourcePort, timeoutMs);
+          _port, sourceRaw.address, sourceRaw.length, _sourcePort, 0);
     }
     if (handle < 0) {
       final SocketException error = _syncError(handle, 'Connection failed',
-          address: address, port: port);
+          address: address, port: _port);
       io.maybeClose();
-      throw error;
+      _recordError(index, error, StackTrace.current);
+      return false;
     }
     io.handleOpened();
     final Connection connection = Connection._(handle, io);
-    _inFlight = connection;
-    final _Completion done = await io.expect(requestId, _kindPlain);
-    _inFlight = null;
-    if (done.result == TCP_OK && !_cancelled) return connection;
-    // A failed (or cancelled) connect's handle must still be closed.
-    await connection.close();
-    if (_cancelled) throw _cancelledError;
-    throw _socketError(done.result, done.osError, 'Connection failed',
-        address: address, port: port);
+    _connecting[connection] = index;
+    unawaited(io.expect(requestId, _kindPlain).then<void>((_Completion done) =>
+        _connectDone(connection, address, index, done)));
+    return true;
+  }
+
+  void _connectDone(
+      Connection connection, InternetAddress address, int index, _Completion done) {
+    _connecting.remove(connection);
+    if (done.result == TCP_OK && !_finished) {
+      _finish();
+      _result.complete(connection);
+      return;
+    }
+    // A failed connect's handle must still be closed (tcp.h), and so must
+    // one that lost to another attempt, a cancel or the timeout.
+    unawaited(connection.close());
+    if (_finished) return;
+    _recordError(
+        index,
+        _socketError(done.result, done.osError, 'Connection failed',
+            address: address, port: _port),
+        StackTrace.current);
+    _connectNext();
+  }
+
+  /// Keeps the error of the earliest attempt. dart:io keeps the first error
+  /// to arrive (`error ??= e`), which is the first attempt's unless a later
+  /// attempt fails sooner; by index the result does not depend on timing.
+  void _recordError(int index, SocketException error, StackTrace stack) {
+    if (_firstError != null && _firstErrorIndex <= index) return;
+    _firstError = error;
+    _firstErrorStack = stack;
+    _firstErrorIndex = index;
+  }
+
+  /// Fails the attempt once nothing is left to try or waiting to complete.
+  void _failIfExhausted() {
+    if (_finished || !_lookupDone) return;
+    if (_waiting.isNotEmpty || _connecting.isNotEmpty) return;
+    final SocketException? first = _firstError;
+    if (first != null) {
+      _fail(first, _firstErrorStack!);
+    } else if (_lookupError != null) {
+      _fail(_lookupError!, _lookupErrorStack!);
+    } else {
+      _fail(SocketException("Failed host lookup: '$_host'"), StackTrace.current);
+    }
+  }
+
+  void _fail(Object error, StackTrace stack) {
+    _finish();
+    _result.completeError(error, stack);
+  }
+
+  /// Stops everything: timers, the addresses not tried, the connects in
+  /// flight (their completions come later and find [_finished] set).
+  void _finish() {
+    assert(!_finished);
+    _finished = true;
+    _staggerTimer?.cancel();
+    _timeoutTimer?.cancel();
+    _ipv6LookupTimer?.cancel();
+    _waiting.clear();
+    for (final Connection connection in _connecting.keys) {
+      unawaited(connection.close());
+    }
+    _connecting.clear();
   }
 }

@@ -7,6 +7,7 @@
 // the handle was created with.
 
 import 'dart:async';
+import 'dart:collection';
 import 'dart:ffi';
 import 'dart:io';
 import 'dart:isolate';

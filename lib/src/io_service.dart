@@ -50,9 +50,10 @@ final class _IOService {
   static _IOService? _instance;
 
   /// This isolate's service. Makes sure the engine runs: tcp_init is
-  /// idempotent (two uncontended locks while the engine runs), and calling it
-  /// on every connect/bind, not only on first use, restarts the engine after
-  /// [zigTcpShutdown] (from this or any other isolate).
+  /// idempotent (tcp.h: while the engine runs it returns TCP_OK and ignores
+  /// its argument), and calling it on every connect attempt and bind, not
+  /// only on first use, restarts the engine after [zigTcpShutdown] (from this
+  /// or any other isolate).
   static _IOService get instance {
     final int rc = tcp_init(NativeApi.initializeApiDLData);
     if (rc != TCP_OK) {

@@ -7,6 +7,7 @@ import 'dart:convert';
 import 'dart:io';
 import 'dart:typed_data';
 
+import 'accept_loop.dart';
 import 'engine.dart';
 
 /// A [Socket] on the zig_tcp engine.
@@ -20,9 +21,7 @@ import 'engine.dart';
 /// are done: the stream reached its end or its subscription was cancelled,
 /// and the sink was closed. [destroy] closes both at once.
 final class ZigSocket extends Stream<Uint8List> implements Socket {
-  ZigSocket._(this._connection)
-      : _remoteAddress = _tryGet(() => _connection.remoteAddress),
-        _remotePort = _tryGet(() => _connection.remotePort) {
+  ZigSocket._(this._connection) {
     _controller = StreamController<Uint8List>(
         sync: true,
         onListen: _startReading,
@@ -35,21 +34,25 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   factory ZigSocket.fromConnection(Connection connection) =>
       ZigSocket._(connection);
 
-  /// Connects like [Socket.connect], on the engine.
+  /// Connects like [Socket.connect], on the engine (see
+  /// [Connection.connect]: lookup, staggered attempts, timeout). Bad
+  /// arguments throw at once, as in dart:io.
   static Future<ZigSocket> connect(Object host, int port,
-      {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) async {
-    final Connection connection = await Connection.connect(host, port,
-        sourceAddress: sourceAddress, sourcePort: sourcePort, timeout: timeout);
-    return ZigSocket._(connection);
-  }
+          {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
+      Connection.connect(host, port,
+              sourceAddress: sourceAddress,
+              sourcePort: sourcePort,
+              timeout: timeout)
+          .then<ZigSocket>(ZigSocket.fromConnection);
 
-  /// Like [Socket.startConnect], on the engine.
+  /// Like [Socket.startConnect], on the engine: the task's `cancel()` also
+  /// works while the host name is being looked up.
   static Future<ConnectionTask<Socket>> startConnect(Object host, int port,
       {Object? sourceAddress, int sourcePort = 0}) {
     final ConnectionAttempt attempt = Connection.startConnect(host, port,
         sourceAddress: sourceAddress, sourcePort: sourcePort);
-    final Future<Socket> socket = attempt.connection
-        .then<Socket>((Connection connection) => ZigSocket._(connection));
+    final Future<Socket> socket =
+        attempt.connection.then<Socket>(ZigSocket.fromConnection);
     return Future<ConnectionTask<Socket>>.value(
         ConnectionTask.fromSocket<Socket>(socket, attempt.cancel));
   }
@@ -58,8 +61,6 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   static const int _highWater = 1024 * 1024;
 
   final Connection _connection;
-  final InternetAddress? _remoteAddress;
-  final int? _remotePort;
   late final StreamController<Uint8List> _controller;
   final Completer<void> _done = Completer<void>();
 
@@ -71,12 +72,22 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   bool _writeClosed = false;
   bool _closeCalled = false;
   bool _bound = false;
+
+  /// destroy() was called, or an error closed the socket ([_error] is set).
   bool _destroyed = false;
-  Object? _writeError;
+
+  /// The error that closed the socket (a failed write, read or FIN), if any.
+  Object? _error;
+  StackTrace? _errorStack;
 
   Future<void> _lastWrite = Future<void>.value();
   int _bytesInFlight = 0;
-  Completer<void>? _drain;
+
+  /// The running [addStream]: its source subscription (null once the source
+  /// ended), its result, and whether the source is paused for backpressure.
+  StreamSubscription<List<int>>? _source;
+  Completer<void>? _sourceResult;
+  bool _sourcePaused = false;
 
   @override
   Encoding encoding = utf8;
@@ -103,10 +114,10 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
         data = await _connection.read(_readSize);
       } catch (error, stack) {
         _reading = false;
-        if (!_readClosed) {
-          _controller.addError(error, stack);
-          _finishReading();
-        }
+        // A read error closes the socket and reaches the stream and done,
+        // as in dart:io (`_Socket._onError`); one after the stream side
+        // ended is the engine cancelling the read of a closed handle.
+        if (!_readClosed) _fail(error, stack);
         return;
       }
       if (_readClosed) break;
@@ -145,32 +156,61 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   }
 
   void _submit(List<int> data) {
-    if (_destroyed || _writeError != null || data.isEmpty) return;
+    if (_destroyed || data.isEmpty) return;
     final int length = data.length;
     _bytesInFlight += length;
     _lastWrite = _connection.write(data).then<void>((_) {
       _written(length);
     }, onError: (Object error, StackTrace stack) {
       _written(length);
-      _writeFailed(error, stack);
+      _fail(error, stack);
     });
   }
 
   void _written(int length) {
     _bytesInFlight -= length;
-    final Completer<void>? drain = _drain;
-    if (drain != null && (_bytesInFlight <= _highWater ~/ 2 || _destroyed)) {
-      _drain = null;
-      drain.complete();
+    if (_sourcePaused && _bytesInFlight <= _highWater ~/ 2) {
+      _sourcePaused = false;
+      _source?.resume();
     }
   }
 
-  void _writeFailed(Object error, StackTrace stack) {
-    if (_destroyed || _writeError != null) return;
-    _writeError = error;
-    _writeClosed = true;
+  /// Closes the socket because of [error]. dart:io closes a socket on any
+  /// error (`_NativeSocket.reportError` in
+  /// sdk/lib/_internal/vm/bin/socket_patch.dart) and its `_Socket` passes the
+  /// error to the stream and to the sink's consumer. Here likewise: the stream
+  /// gets the error and ends, [done] completes with it, [flush] and
+  /// [addStream] complete with it from now on, and later writes are dropped.
+  void _fail(Object error, StackTrace stack) {
+    if (_destroyed) return;
+    // Marked first: the stream delivers the error synchronously, and a
+    // listener that calls destroy() or add() then must find the socket failed.
+    _destroyed = true;
+    _error = error;
+    _errorStack = stack;
     if (!_done.isCompleted) _done.completeError(error, stack);
-    _closeIfBothDone();
+    _endAddStream(error, stack);
+    if (!_readClosed) _controller.addError(error, stack);
+    _closeBoth();
+  }
+
+  /// Ends both directions and releases the engine handle (destroy, error).
+  /// A running [addStream] ends at once, its source cancelled: dart:io's
+  /// destroy stops the consumer (`_SocketStreamConsumer.stop` cancels its
+  /// subscription) rather than waiting for the source's next event.
+  void _closeBoth() {
+    _destroyed = true;
+    _readClosed = true;
+    _writeClosed = true;
+    _endAddStream();
+    unawaited(_connection.close());
+    if (!_controller.isClosed) unawaited(_controller.close());
+  }
+
+  /// Throws the error that closed the socket, if there is one.
+  void _throwIfFailed() {
+    final Object? error = _error;
+    if (error != null) Error.throwWithStackTrace(error, _errorStack!);
   }
 
   @override
@@ -208,35 +248,84 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// Writes every chunk of [stream]; waits whenever more than 1 MiB is in
   /// flight. Throws a [StateError] at once (not through the returned future,
   /// as dart:io) when the sink is closed or another [addStream] is running.
+  ///
+  /// The future completes once the stream ended and its bytes were written,
+  /// or with the error that closed the socket. On a sink that already failed
+  /// it is [done], as in dart:io's `_StreamSinkImpl.addStream`
+  /// (sdk/lib/io/io_sink.dart).
   @override
   Future<void> addStream(Stream<List<int>> stream) {
     if (_closeCalled) throw StateError('StreamSink is closed');
     if (_bound) throw StateError('StreamSink is already bound to a stream');
+    if (_error != null) return done;
+    // dart:io's consumer of a destroyed socket completes at once and never
+    // listens to the stream (`_SocketStreamConsumer.addStream`, `_raw` null).
+    if (_destroyed) return Future<void>.value();
     _bound = true;
-    return _addStream(stream);
+    final Completer<void> result = Completer<void>();
+    _sourceResult = result;
+    final StreamSubscription<List<int>> source = stream.listen(_onSourceData,
+        onError: _onSourceError, onDone: _onSourceDone, cancelOnError: true);
+    // A synchronous stream may deliver data (and so ask for a pause) or end
+    // inside listen, before _source is set.
+    if (_sourceResult == result) {
+      _source = source;
+      if (_sourcePaused) source.pause();
+    }
+    return result.future;
   }
 
-  Future<void> _addStream(Stream<List<int>> stream) async {
-    try {
-      await for (final List<int> chunk in stream) {
-        if (_destroyed || _writeError != null) break;
-        _submit(chunk);
-        if (_bytesInFlight > _highWater) {
-          final Completer<void> drain = _drain ??= Completer<void>();
-          await drain.future;
-        }
-      }
-    } finally {
-      _bound = false;
+  void _onSourceData(List<int> chunk) {
+    _submit(chunk);
+    if (!_sourcePaused && _bytesInFlight > _highWater) {
+      _sourcePaused = true;
+      _source?.pause();
     }
   }
 
-  /// Completes when every byte added so far has been written (write errors
-  /// are reported through [done]).
+  /// An error of the source: as dart:io, the socket is destroyed and
+  /// addStream completes with the error.
+  void _onSourceError(Object error, StackTrace stack) {
+    _source = null; // cancelOnError: the subscription is already cancelled
+    _endAddStream(error, stack);
+    destroy();
+  }
+
+  /// The source ended: addStream completes once its bytes were written.
+  void _onSourceDone() {
+    _source = null;
+    final Completer<void>? result = _sourceResult;
+    unawaited(_lastWrite.then<void>((_) {
+      if (_sourceResult == result) _endAddStream(_error, _errorStack);
+    }));
+  }
+
+  /// Completes the running addStream (if any) with [error] or normally, and
+  /// cancels its source if that has not ended.
+  void _endAddStream([Object? error, StackTrace? stack]) {
+    final Completer<void>? result = _sourceResult;
+    if (result == null) return;
+    final StreamSubscription<List<int>>? source = _source;
+    _sourceResult = null;
+    _source = null;
+    _sourcePaused = false;
+    _bound = false;
+    if (source != null) unawaited(source.cancel());
+    if (error == null) {
+      result.complete();
+    } else {
+      result.completeError(error, stack);
+    }
+  }
+
+  /// Completes when every byte added so far has been written, or with the
+  /// error that closed the socket (a failed write among them): dart:io's
+  /// flush fails when the socket failed, and its HTTP code relies on that.
+  /// After [destroy] it completes normally (the bytes were dropped).
   @override
   Future<void> flush() {
     if (_bound) throw StateError('StreamSink is bound to a stream');
-    return _lastWrite;
+    return _lastWrite.then<void>((_) => _throwIfFailed());
   }
 
   /// Closes the sending side once everything added was written (the peer
@@ -253,12 +342,13 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   Future<void> _closeWriteSide() async {
     await _lastWrite;
-    if (!_destroyed && _writeError == null) {
-      try {
-        await _connection.closeWrite();
-      } catch (error, stack) {
-        _writeFailed(error, stack);
-      }
+    // After destroy() or an error, done is complete and the handle closed.
+    if (_destroyed) return;
+    try {
+      await _connection.closeWrite();
+    } catch (error, stack) {
+      _fail(error, stack);
+      return;
     }
     _writeClosed = true;
     if (!_done.isCompleted) _done.complete();
@@ -270,25 +360,35 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
 
   // ---- Socket ---------------------------------------------------------------
 
+  /// Closes both directions at once and releases the engine handle.
+  ///
+  /// As dart:io's `_Socket.destroy` (sdk/lib/_internal/vm/bin/socket_patch.dart)
+  /// this stops the sink's consumer but does not close the sink: a later
+  /// [add], [write] or [flush] is not an error and its bytes are dropped (its
+  /// HTTP code writes to sockets it has destroyed). Only [close] makes the
+  /// sink reject further data, as for any IOSink.
   @override
   void destroy() {
     if (_destroyed) return;
-    _destroyed = true;
-    _readClosed = true;
-    _writeClosed = true;
-    _closeCalled = true;
-    unawaited(_connection.close());
-    if (!_controller.isClosed) unawaited(_controller.close());
-    final Completer<void>? drain = _drain;
-    _drain = null;
-    drain?.complete();
+    _closeBoth();
     if (!_done.isCompleted) _done.complete();
+  }
+
+  /// The connection while the socket is open. Once it is closed (destroy,
+  /// an error, or both directions done) the accessors and options throw
+  /// `SocketException.closed()`, as dart:io's `_Socket` does once its raw
+  /// socket is gone and `_NativeSocket` does while closing
+  /// (sdk/lib/_internal/vm/bin/socket_patch.dart).
+  Connection get _open {
+    if (_connection.isClosed) throw const SocketException.closed();
+    return _connection;
   }
 
   @override
   bool setOption(SocketOption option, bool enabled) {
+    final Connection connection = _open;
     if (option == SocketOption.tcpNoDelay) {
-      _connection.noDelay = enabled;
+      connection.noDelay = enabled;
       return true;
     }
     return false;
@@ -305,29 +405,20 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   }
 
   @override
-  int get port => _connection.port;
+  int get port => _open.port;
 
   @override
-  InternetAddress get address => _connection.address;
+  InternetAddress get address => _open.address;
 
   @override
-  int get remotePort => _remotePort ?? _connection.remotePort;
+  int get remotePort => _open.remotePort;
 
   @override
-  InternetAddress get remoteAddress =>
-      _remoteAddress ?? _connection.remoteAddress;
+  InternetAddress get remoteAddress => _open.remoteAddress;
 
   /// SO_KEEPALIVE of the connection.
-  bool get keepAlive => _connection.keepAlive;
-  set keepAlive(bool enabled) => _connection.keepAlive = enabled;
-
-  static T? _tryGet<T>(T Function() getter) {
-    try {
-      return getter();
-    } on SocketException {
-      return null;
-    }
-  }
+  bool get keepAlive => _open.keepAlive;
+  set keepAlive(bool enabled) => _open.keepAlive = enabled;
 }
 
 /// A [ServerSocket] on the zig_tcp engine.
@@ -381,31 +472,28 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
     unawaited(_acceptLoop());
   }
 
+  /// Accepts while the stream has an unpaused listener (see runAcceptLoop
+  /// for what happens on failures). A listener the engine no longer has
+  /// (the engine was shut down) closes the server socket.
   Future<void> _acceptLoop() async {
-    while (!_closed && _controller.hasListener && !_controller.isPaused) {
-      final Connection connection;
-      try {
-        connection = await _listener.accept();
-      } catch (error, stack) {
-        if (_closed) break;
-        _controller.addError(error, stack);
-        // An accept on a handle the engine no longer has (closed, or the
-        // engine was shut down) is refused at once, every time: retrying
-        // would spin through failed futures without ever yielding to the
-        // event loop. Close instead, like a listener whose socket is gone.
-        if (!_listenerAlive()) {
-          unawaited(close());
-          break;
-        }
-        continue;
-      }
-      if (_closed) {
-        unawaited(connection.close());
-        break;
-      }
-      _controller.add(ZigSocket.fromConnection(connection));
-    }
+    await runAcceptLoop<Connection>(
+        accept: _listener.accept,
+        wanted: () =>
+            !_closed && _controller.hasListener && !_controller.isPaused,
+        closed: () => _closed,
+        alive: _listenerAlive,
+        onAccepted: _onAccepted,
+        onError: _controller.addError,
+        onGone: () => unawaited(close()));
     _accepting = false;
+  }
+
+  void _onAccepted(Connection connection) {
+    if (_closed) {
+      unawaited(connection.close());
+      return;
+    }
+    _controller.add(ZigSocket.fromConnection(connection));
   }
 
   /// Whether the engine still knows the listener's handle.

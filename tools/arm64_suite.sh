@@ -17,8 +17,8 @@
 # its cases install a seccomp filter, which qemu-user refuses (prctl
 # PR_SET_SECCOMP gives EINVAL in the guest), and its last case needs io_uring.
 #
-# Prints each run's output, then "arm64: N passed, N failed" summed over the
-# runs and the checks. Installs qemu-user-static and libc6-arm64-cross through
+# Prints each run's output, then "N passed, N failed" summed over the runs and
+# the checks. Installs qemu-user-static and libc6-arm64-cross through
 # tools/install-deps.sh when they are missing. Each run is stopped after
 # ARM64_SUITE_TIMEOUT seconds (default 900); exit code 0 only when all passed.
 set -euo pipefail
@@ -109,5 +109,7 @@ grep -q -x 'backend: (none)' "$out" && grep -q 'tcp_init returned -7 (TCP_ERR_UN
   && [ "$rc" != 124 ] && [ "$rc" != 137 ] && [ "$rc" -lt 128 ] && refused=0 || refused=1
 check "arm64: ZIG_TCP_BACKEND=io_uring -> tcp_init gives TCP_ERR_UNSUPPORTED, exits cleanly (exit $rc)" "$refused"
 
-echo "arm64: $passed passed, $failed failed"
+# No "arm64:" prefix: ./run-tests reads a summary's optional prefix as letters only.
+echo "=== arm64 (qemu-user): total over the two suite runs and the two checks"
+echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

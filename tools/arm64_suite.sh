@@ -2,11 +2,14 @@
 # Runs the C suite on Linux arm64 under qemu-user: cross-builds the engine and
 # tcp_suite for aarch64-linux-gnu into build/arm64 (the native zig-out/ stays as
 # it is) and runs the suite with qemu-aarch64-static against Debian's arm64
-# glibc (libc6-arm64-cross, in /usr/aarch64-linux-gnu).
+# glibc (libc6-arm64-cross, in /usr/aarch64-linux-gnu). The plain target needs no
+# glibc suffix: Zig links against its own glibc stubs (the binaries ask for
+# GLIBC_2.27 at most), which Debian's 2.36 satisfies.
 #
 #   tools/arm64_suite.sh [suite arguments...]   (e.g. test names, as tcp_suite takes)
 #
-# qemu-user implements no io_uring syscall (io_uring_setup fails with ENOSYS),
+# qemu-user (7.2 in bookworm) implements no io_uring syscall (io_uring_setup
+# fails with ENOSYS),
 # so what runs here is the libuv backend, reached two ways:
 #   1. no ZIG_TCP_BACKEND: the engine must fall back from io_uring to uv by
 #      itself; the suite's "backend:" line must say uv (a check of its own);
@@ -15,7 +18,8 @@
 #      TCP_ERR_UNSUPPORTED (-7) rather than crashing or hanging.
 # io_uring itself is never run on arm64 here. tcp_fallback_test is not run:
 # its cases install a seccomp filter, which qemu-user refuses (prctl
-# PR_SET_SECCOMP gives EINVAL in the guest), and its last case needs io_uring.
+# PR_SET_SECCOMP gives EINVAL in the guest, seccomp(2) ENOSYS), and its last
+# case needs io_uring.
 #
 # Prints each run's output, then "N passed, N failed" summed over the runs and
 # the checks. Installs qemu-user-static and libc6-arm64-cross through

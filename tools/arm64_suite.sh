@@ -9,8 +9,7 @@
 #   tools/arm64_suite.sh [suite arguments...]   (e.g. test names, as tcp_suite takes)
 #
 # qemu-user (7.2 in bookworm) implements no io_uring syscall (io_uring_setup
-# fails with ENOSYS),
-# so what runs here is the libuv backend, reached two ways:
+# fails with ENOSYS), so what runs here is the libuv backend, reached two ways:
 #   1. no ZIG_TCP_BACKEND: the engine must fall back from io_uring to uv by
 #      itself; the suite's "backend:" line must say uv (a check of its own);
 #   2. ZIG_TCP_BACKEND=uv.

@@ -419,7 +419,7 @@ def plot(summary, servers, path):
     except ImportError:
         print("(matplotlib missing: no plot)", file=sys.stderr)
         return False
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [4, 4, 3]})
+    fig, (a1, a2, a3, a4) = plt.subplots(1, 4, figsize=(22, 5), gridspec_kw={"width_ratios": [4, 4, 3, 3]})
     # an engine and its @base twin share a colour; the base is dashed / hatched
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     families = list(dict.fromkeys(srv.split("@")[0] for srv in servers))
@@ -493,10 +493,34 @@ def plot(summary, servers, path):
     a3.grid(True, axis="y", alpha=0.3)
     if wk3:
         a3.legend(fontsize=8)
+    plot_bulk(a4, summary, servers, colour, is_base)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def plot_bulk(ax, summary, servers, colour, is_base):
+    """MB/s per bulk workload and server, iperf3 (the reference) in grey."""
+    wks = list(dict.fromkeys(r["workload"] for r in summary if r["workload"].startswith("bulk")))
+    names = servers + ["iperf3"]
+    width = 0.8 / len(names)
+    for si, srv in enumerate(names):
+        vals = []
+        for wk in wks:
+            r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+            m = r.get("mb_per_s") if r else None
+            vals.append(m["median"] if m else 0)
+        ax.bar([i + si * width for i in range(len(vals))], vals, width=width, label=srv,
+               color=colour.get(srv, "grey"), hatch="//" if is_base.get(srv) else None,
+               edgecolor="white" if is_base.get(srv) else None)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(wks))])
+    ax.set_xticklabels([w.replace("bulk ", "") for w in wks], fontsize=8)
+    ax.set_ylabel("MB/s (median)")
+    ax.set_title("Bulk, one connection (c) by write size", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    if wks:
+        ax.legend(fontsize=8)
 
 
 # ---------------------------------------------------------------- main

@@ -29,16 +29,31 @@ CLIENT_CPU = "0"
 
 
 # ---------------------------------------------------------------- servers
-def server_table(engine_lib_ok, have_node, have_tokio, full=False):
-    """name -> (argv builder(port, mode, bufsize), env additions, note)."""
+def engine_servers(binary, suffix, full):
+    """The engine's servers for one engine_server binary; suffix "" (the main
+    engine) or "@<commit>" (the base engine of an A/B run)."""
     s = {}
-    eng = os.path.join(BIN, "engine_server")
-    if engine_lib_ok:
-        s["engine-io_uring"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "io_uring"})
-        s["engine-uv"] = (lambda p, m, b: [eng, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "uv"})
-        if full:  # two "isolates": two ports, two listeners sharing the port
-            s["engine-io_uring-2iso"] = (lambda p, m, b: [eng, str(p), m, str(b), "2"],
-                                         {"ZIG_TCP_BACKEND": "io_uring"})
+    s["engine-io_uring" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "io_uring"})
+    s["engine-uv" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "uv"})
+    if full:  # two "isolates": two ports, two listeners sharing the port
+        s["engine-io_uring-2iso" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "2"],
+                                              {"ZIG_TCP_BACKEND": "io_uring"})
+    return s
+
+
+def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=None):
+    """name -> (argv builder(port, mode, bufsize), env additions).
+
+    With a base engine each engine server is followed by its @<base_label>
+    twin, so the table shows old and new next to each other."""
+    s = {}
+    main = engine_servers(os.path.join(BIN, "engine_server"), "", full) if engine_lib_ok else {}
+    base = engine_servers(os.path.join(BIN, "engine_server_base"), "@" + base_label, full) if base_label else {}
+    for family in dict.fromkeys(list(main) + [n.split("@")[0] for n in base]):
+        if family in main:
+            s[family] = main[family]
+        if base_label:
+            s[family + "@" + base_label] = base[family + "@" + base_label]
     s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
     # plain io_uring (liburing), hand-written: the io_uring counterpart of "epoll"
     s["io_uring"] = (lambda p, m, b: [os.path.join(BIN, "uring_server"), str(p), m, str(b)], {})
@@ -174,6 +189,17 @@ def fmt_size(n):
     return f"{n}B"
 
 
+# --ab: what issue 12 asks to compare, old engine against new, with epoll as the reference
+AB_SERVERS = ("engine-io_uring", "engine-uv", "epoll")  # and the engines' @base twins
+
+
+def ab_matrix():
+    return [{"mode": "echo", "conns": 100, "depth": 1, "size": 64},
+            {"mode": "echo", "conns": 1000, "depth": 1, "size": 64},
+            {"mode": "bulk", "conns": 1, "size": 1024},
+            {"mode": "bulk", "conns": 1, "size": 16384}]
+
+
 def matrix(full, smoke=False):
     wls = []
     if smoke:
@@ -274,6 +300,46 @@ def summarize(runs, servers, wls):
     return summary
 
 
+def ab_rows(summary, base_label):
+    """Each engine server of the main engine against its @base twin in the same
+    run: the ratio of medians (new / base) of throughput and of server CPU."""
+    out = []
+    for r in summary:
+        srv = r["server"]
+        twin = next((x for x in summary if x["workload"] == r["workload"] and x["server"] == f"{srv}@{base_label}"),
+                    None)
+        if not srv.startswith("engine-") or "@" in srv or twin is None:
+            continue
+        bulk = r["workload"].startswith("bulk")
+        field, cpu = ("mb_per_s", "server_cpu_ns_per_kib") if bulk else ("req_per_s", "server_cpu_us_per_req")
+        row = {"workload": r["workload"], "server": srv, "base_server": twin["server"],
+               "unit": "MB/s" if bulk else "req/s", "cpu_unit": "ns/KiB" if bulk else "µs/req"}
+        for key, f in (("", field), ("cpu_", cpu)):
+            new, old = r.get(f), twin.get(f)
+            row[key + "new"] = new["median"] if new else None
+            row[key + "base"] = old["median"] if old else None
+            row[key + "ratio"] = round(new["median"] / old["median"], 3) if new and old and old["median"] else None
+        out.append(row)
+    return out
+
+
+def ab_table(rows, base_label):
+    def num(x, digits):
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    lines = [f"\n### engine vs base {base_label} (same run; ratio of medians, new / base)\n",
+             "| workload | server | unit | base | new | new/base | CPU unit | base CPU | new CPU | new/base |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cpu_digits = 0 if r["cpu_unit"] == "ns/KiB" else 2
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        cpu_ratio = "-" if r["cpu_ratio"] is None else f"{r['cpu_ratio']:.2f}x"
+        lines.append(f"| {r['workload']} | {r['server']} | {r['unit']} | {num(r['base'], 0)} | {num(r['new'], 0)} | "
+                     f"{ratio} | {r['cpu_unit']} | {num(r['cpu_base'], cpu_digits)} | "
+                     f"{num(r['cpu_new'], cpu_digits)} | {cpu_ratio} |")
+    return "\n".join(lines)
+
+
 def fmt_med(m, digits=0, scale=1.0):
     if not m:
         return "-"
@@ -353,7 +419,12 @@ def plot(summary, servers, path):
     except ImportError:
         print("(matplotlib missing: no plot)", file=sys.stderr)
         return False
-    fig, (a1, a2, a3) = plt.subplots(1, 3, figsize=(18, 5), gridspec_kw={"width_ratios": [4, 4, 3]})
+    fig, (a1, a2, a3, a4) = plt.subplots(1, 4, figsize=(22, 5), gridspec_kw={"width_ratios": [4, 4, 3, 3]})
+    # an engine and its @base twin share a colour; the base is dashed / hatched
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    families = list(dict.fromkeys(srv.split("@")[0] for srv in servers))
+    colour = {srv: cycle[families.index(srv.split("@")[0]) % len(cycle)] for srv in servers}
+    is_base = {srv: "@" in srv for srv in servers}
     pat = re.compile(r"^echo (\d+)c d1 64B$")
     for srv in servers:
         pts = []
@@ -368,7 +439,8 @@ def plot(summary, servers, path):
         ys = [p[1]["median"] / 1000 for p in pts]
         lo = [(p[1]["median"] - p[1]["min"]) / 1000 for p in pts]
         hi = [(p[1]["max"] - p[1]["median"]) / 1000 for p in pts]
-        a1.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=srv)
+        a1.errorbar(xs, ys, yerr=[lo, hi], marker="s" if is_base[srv] else "o", capsize=3, label=srv,
+                    color=colour[srv], linestyle="--" if is_base[srv] else "-")
     a1.set_xscale("log")
     a1.set_xlabel("connections (echo, 64 B, depth 1)")
     a1.set_ylabel("k req/s (median, min-max)")
@@ -391,7 +463,8 @@ def plot(summary, servers, path):
                 m = r.get(f"rtt_{p}_us") if r else None
                 vals.append(m["median"] if m else 0)
         xs = [i + si * width for i in range(len(vals))]
-        a2.bar(xs, vals, width=width, label=srv)
+        a2.bar(xs, vals, width=width, label=srv, color=colour[srv], hatch="//" if is_base[srv] else None,
+               edgecolor="white" if is_base[srv] else None)
     a2.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))])
     a2.set_xticklabels(labels, fontsize=8)
     a2.set_yscale("log")
@@ -411,7 +484,8 @@ def plot(summary, servers, path):
             r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
             m = r.get("server_cpu_us_per_req") if r else None
             vals.append(m["median"] if m else 0)
-        a3.bar([i + si * width3 for i in range(len(vals))], vals, width=width3, label=srv)
+        a3.bar([i + si * width3 for i in range(len(vals))], vals, width=width3, label=srv, color=colour[srv],
+               hatch="//" if is_base[srv] else None, edgecolor="white" if is_base[srv] else None)
     a3.set_xticks([i + 0.4 - width3 / 2 for i in range(len(wk3))])
     a3.set_xticklabels([w.replace("echo ", "") for w in wk3], fontsize=7, rotation=20)
     a3.set_ylabel("server CPU µs per request (median)")
@@ -419,54 +493,88 @@ def plot(summary, servers, path):
     a3.grid(True, axis="y", alpha=0.3)
     if wk3:
         a3.legend(fontsize=8)
+    plot_bulk(a4, summary, servers, colour, is_base)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
 
 
+def plot_bulk(ax, summary, servers, colour, is_base):
+    """MB/s per bulk workload and server, iperf3 (the reference) in grey."""
+    wks = list(dict.fromkeys(r["workload"] for r in summary if r["workload"].startswith("bulk")))
+    names = servers + ["iperf3"]
+    width = 0.8 / len(names)
+    for si, srv in enumerate(names):
+        vals = []
+        for wk in wks:
+            r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+            m = r.get("mb_per_s") if r else None
+            vals.append(m["median"] if m else 0)
+        ax.bar([i + si * width for i in range(len(vals))], vals, width=width, label=srv,
+               color=colour.get(srv, "grey"), hatch="//" if is_base.get(srv) else None,
+               edgecolor="white" if is_base.get(srv) else None)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(wks))])
+    ax.set_xticklabels([w.replace("bulk ", "") for w in wks], fontsize=8)
+    ax.set_ylabel("MB/s (median)")
+    ax.set_title("Bulk, one connection (c) by write size", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    if wks:
+        ax.legend(fontsize=8)
+
+
 # ---------------------------------------------------------------- main
-def main():
+def parse_args():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--full", action="store_true")
+    preset = ap.add_mutually_exclusive_group()
+    preset.add_argument("--full", action="store_true")
+    preset.add_argument("--ab", action="store_true",
+                        help="old engine (--engine-base) against new: echo 64 B at 100 and 1000 connections, bulk "
+                             "1 KiB and 16 KiB; engine io_uring and uv, both engines, epoll; 5 reps x 3 s")
     ap.add_argument("--smoke", action="store_true",
                     help="seconds-long check that every server echoes; exit 1 if any run failed")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--warmup", type=float)
-    ap.add_argument("--servers", help="comma list (default: all available)")
+    ap.add_argument("--servers", help="comma list (default: all available; NAME@base = NAME of the base engine)")
     ap.add_argument("--only", help="regex on workload names")
     ap.add_argument("--engine", action="store_true", help="engine library built (set by run-benchmark)")
+    ap.add_argument("--engine-base", metavar="LABEL",
+                    help="base engine built as engine_server_base, labelled LABEL (set by run-benchmark)")
     ap.add_argument("--engine-info", default="{}", help="JSON facts about the engine build")
+    ap.add_argument("--build-failed", action="append", default=[], metavar="MESSAGE",
+                    help="a build that failed (set by run-benchmark): flagged in the output, a failure in --smoke")
     ap.add_argument("--no-node", action="store_true")
     ap.add_argument("--no-tokio", action="store_true")
     ap.add_argument("--no-iperf", action="store_true")
     ap.add_argument("--out", default=OUT)
-    a = ap.parse_args()
+    return ap.parse_args()
 
-    reps = a.reps or (5 if a.full else 1 if a.smoke else 2)
-    secs = a.seconds or (3.0 if a.full else 0.3 if a.smoke else 1.5)
-    warm = a.warmup if a.warmup is not None else 0.1 if a.smoke else 0.5
+
+def select_servers(a):
+    """The servers of this run, in table order (an engine's @base twin right after it)."""
     have_node = not a.no_node and shutil.which("node") is not None
     have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
+    have_base = a.engine_base and os.path.exists(os.path.join(BIN, "engine_server_base"))
     spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio,
-                        a.full)
+                        a.full, a.engine_base if have_base else None)
     if a.servers:
-        spec = {k: v for k, v in spec.items() if k in a.servers.split(",")}
-    servers = list(spec)
-    wls = matrix(a.full, a.smoke)
-    if a.only:
-        wls = [w for w in wls if re.search(a.only, wl_key(w))]
-    os.makedirs(a.out, exist_ok=True)
-    engine_info = json.loads(a.engine_info)
-    facts = machine_facts(engine_info)
-    n_runs = reps * len(wls) * len(servers)
-    print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
-          f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
-    print("servers: " + ", ".join(servers), flush=True)
+        wanted = [n.replace("@base", "@" + a.engine_base) if a.engine_base else n for n in a.servers.split(",")]
+        unknown = [n for n in wanted if n not in spec]
+        if unknown:
+            print("not in this run (unknown or not built): " + ", ".join(unknown), flush=True)
+        spec = {k: v for k, v in spec.items() if k in wanted}
+    elif a.ab:
+        spec = {k: v for k, v in spec.items() if k.split("@")[0] in AB_SERVERS}
+    return spec
 
+
+def run_matrix(spec, wls, reps, secs, warm, iperf):
+    """Every server x workload x repetition, servers interleaved within each
+    repetition and their order rotated from one to the next. Returns the runs."""
+    servers = list(spec)
+    width = max([16] + [len(x) for x in servers])
     runs = []
-    t_start = time.time()
     for rep in range(reps):
         order = servers[rep % len(servers):] + servers[:rep % len(servers)]  # rotate: no fixed order bias
         for srv in order:
@@ -485,51 +593,93 @@ def main():
                         runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "result": {"error": str(e)}})
                     print(f"  [{rep + 1}/{reps}] {srv}: {e}", flush=True)
                     continue
-                ready = server.ready_line
                 for wl in group:
-                    same = bool(wl.get("samecpu"))
-                    if not server.alive():
-                        res = {"error": "server died: " + server.stop()[-300:]}
-                    else:
-                        res = run_client(server.port, wl, secs, warm, server.pid,
-                                         SERVER_CPU if same else CLIENT_CPU, srv)
-                    runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "ready": ready,
-                                 "loadavg": sh("cut -d' ' -f1 /proc/loadavg"), "result": res})
+                    runs.append(run_one(server, srv, wl, rep, secs, warm))
+                    res = runs[-1]["result"]
                     short = (f"{res['req_per_s']:.0f} req/s p50 {res['rtt_us']['p50']:.1f} us"
                              if "req_per_s" in res else f"{res['mb_per_s']:.0f} MB/s" if "mb_per_s" in res
                              else "ERROR " + res["error"][:120])
-                    print(f"  [{rep + 1}/{reps}] {srv:16s} {wl_key(wl):28s} {short}", flush=True)
+                    print(f"  [{rep + 1}/{reps}] {srv:{width}s} {wl_key(wl):28s} {short}", flush=True)
                 err = server.stop()
                 if err.strip():
                     runs[-1].setdefault("server_stderr", err[-500:])
-        if not a.no_iperf and shutil.which("iperf3"):
+        if iperf:
             for wl in wls:
                 if wl["mode"] != "bulk":
                     continue
                 same = bool(wl.get("samecpu"))
                 res = run_iperf(wl["size"], secs, SERVER_CPU, SERVER_CPU if same else CLIENT_CPU)
                 runs.append({"rep": rep, "server": "iperf3", "workload": wl_key(wl), "result": res})
-                print(f"  [{rep + 1}/{reps}] {'iperf3':16s} {wl_key(wl):28s} "
+                print(f"  [{rep + 1}/{reps}] {'iperf3':{width}s} {wl_key(wl):28s} "
                       f"{res.get('mb_per_s', 0):.0f} MB/s {res.get('error', '')}", flush=True)
+    return runs
 
-    summary = summarize(runs, servers, wls)
-    tgt = targets(summary)
-    facts["elapsed_s"] = round(time.time() - t_start, 1)
-    facts["load_average_at_end"] = sh("cat /proc/loadavg")
-    doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full,
-                                         "servers": servers, "workloads": [wl_key(w) for w in wls]},
-           "targets": tgt, "summary": summary, "runs": runs}
-    with open(os.path.join(a.out, "results.json"), "w") as f:
-        json.dump(doc, f, indent=1)
+
+def run_one(server, srv, wl, rep, secs, warm):
+    same = bool(wl.get("samecpu"))
+    if not server.alive():
+        res = {"error": "server died: " + server.stop()[-300:]}
+    else:
+        res = run_client(server.port, wl, secs, warm, server.pid, SERVER_CPU if same else CLIENT_CPU, srv)
+    return {"rep": rep, "server": srv, "workload": wl_key(wl), "ready": server.ready_line,
+            "loadavg": sh("cut -d' ' -f1 /proc/loadavg"), "result": res}
+
+
+def report_text(facts, engine_info, build_failed, summary, wls, reps, secs, warm, ab, base_label):
     head = [f"zig_tcp benchmark, {facts['date']}",
             f"kernel {facts['kernel']}, {facts['cpu']}, {facts['vcpus']} vCPU; {facts['pinning']}",
             f"{reps} reps x {secs:g} s (+{warm:g} s warm-up), servers interleaved; medians (min-max)"]
+    head += [f"BUILD FAILED: {m}" for m in build_failed]
     if engine_info:
         head.append("engine: " + ", ".join(f"{k}={v}" for k, v in engine_info.items()))
     txt = "\n".join(head) + "\n" + table(summary, wls)
+    if ab:
+        txt += "\n" + ab_table(ab, base_label)
+    tgt = targets(summary)
     if tgt:
         txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
         txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt)
+    return txt
+
+
+def main():
+    a = parse_args()
+    reps = a.reps or (1 if a.smoke else 5 if a.full or a.ab else 2)
+    secs = a.seconds or (0.3 if a.smoke else 3.0 if a.full or a.ab else 1.5)
+    warm = a.warmup if a.warmup is not None else 0.1 if a.smoke else 0.5
+    for m in a.build_failed:
+        print(f"BUILD FAILED: {m}", flush=True)
+    if a.ab and not a.engine_base:
+        print("--ab without a base engine: no old-against-new rows in this run", flush=True)
+    spec = select_servers(a)
+    servers = list(spec)
+    wls = ab_matrix() if a.ab else matrix(a.full, a.smoke)
+    if a.only:
+        wls = [w for w in wls if re.search(a.only, wl_key(w))]
+    iperf = not a.no_iperf and shutil.which("iperf3") is not None
+    os.makedirs(a.out, exist_ok=True)
+    engine_info = json.loads(a.engine_info)
+    facts = machine_facts(engine_info)
+    if a.build_failed:
+        facts["build_failures"] = a.build_failed
+    n_runs = reps * (len(wls) * len(servers) + (sum(w["mode"] == "bulk" for w in wls) if iperf else 0))
+    print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
+          f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
+    print("servers: " + ", ".join(servers), flush=True)
+
+    t_start = time.time()
+    runs = run_matrix(spec, wls, reps, secs, warm, iperf)
+    summary = summarize(runs, servers, wls)
+    ab = ab_rows(summary, a.engine_base) if a.engine_base else []
+    facts["elapsed_s"] = round(time.time() - t_start, 1)
+    facts["load_average_at_end"] = sh("cat /proc/loadavg")
+    doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full, "ab": a.ab,
+                                         "base": a.engine_base, "servers": servers,
+                                         "workloads": [wl_key(w) for w in wls]},
+           "targets": targets(summary), "engine_vs_base": ab, "summary": summary, "runs": runs}
+    with open(os.path.join(a.out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    txt = report_text(facts, engine_info, a.build_failed, summary, wls, reps, secs, warm, ab, a.engine_base)
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(txt + "\n")
     print("\n" + txt)
@@ -537,8 +687,10 @@ def main():
         failed = [r for r in runs if "error" in r["result"]]
         for r in failed:
             print(f"FAILED: {r['server']} {r['workload']}: {r['result']['error']}")
-        print(f"{len(runs) - len(failed)} passed, {len(failed)} failed")
-        return 1 if failed else 0
+        for m in a.build_failed:
+            print(f"FAILED: build: {m}")
+        print(f"{len(runs) - len(failed)} passed, {len(failed) + len(a.build_failed)} failed")
+        return 1 if failed or a.build_failed else 0
     png = os.path.join(a.out, "benchmark.png")
     if plot(summary, servers, png):
         print(f"\nplot: {os.path.relpath(png, ROOT)}; data: {os.path.relpath(os.path.join(a.out, 'results.json'), ROOT)}")

@@ -7,7 +7,7 @@
      function of include/tcp.h, with the same symbol, arity, exact FFI types
      (native signature) and matching Dart types, isLeaf: true except where
      LEAF_EXCEPTIONS allows otherwise, and the engine's asset id.
-  3. Every #define TCP_* constant of tcp.h has a `const int` twin with the same
+  3. Every #define TCP_* constant and every TCP_ERRORS(X) entry of tcp.h has a `const int` twin with the same
      value in bindings.dart, and bindings.dart has no TCP_* constant tcp.h
      lacks.
   4. pubspec.yaml, hook/build.dart and the bindings agree on the package name
@@ -145,6 +145,9 @@ def parse_header(text: str):
         value = safe_int_eval(m.group(2))
         if value is not None:
             consts[m.group(1)] = value
+    # The error table: X(TCP_ERR_NAME, value, "text") entries of TCP_ERRORS(X).
+    for m in re.finditer(r"\bX\((TCP_\w+),\s*(-?\d+),", code):
+        consts[m.group(1)] = int(m.group(2))
     return funcs, consts
 
 

@@ -31,6 +31,7 @@ const int TCP_ERR_SHUTDOWN = -5;
 const int TCP_ERR_NO_MEMORY = -6;
 const int TCP_ERR_UNSUPPORTED = -7;
 const int TCP_ERR_DART_API = -8;
+const int TCP_ERR_BACKEND_FAILED = -9;
 const int TCP_ERR_ADDRESS_IN_USE = -20;
 const int TCP_ERR_ADDRESS_NOT_AVAILABLE = -21;
 const int TCP_ERR_CONNECTION_REFUSED = -22;

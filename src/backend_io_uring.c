@@ -65,7 +65,7 @@ typedef struct uring_backend {
   bool wake_armed;      /* that read is in the kernel */
   bool broken;          /* the ring failed for good: every op fails at once */
   int fault_errno;      /* ZIG_TCP_URING_FAULT (tests): io_uring_enter fails with it ... */
-  unsigned fault_after; /* ... after this many good calls, once */
+  size_t fault_inflight;/* ... once, the first time this many ops are in the kernel */
   queue backlog, fresh_reads, aged_reads, in_kernel, cancel_backlog;
 } uring_backend;
 
@@ -311,21 +311,23 @@ static void fail_everything(uring_backend *u, int os_error) {
     while ((l = queue_pop(lists[i])) != NULL) sink_op_failed(sink, op_of(l), TCP_ERR_BACKEND_FAILED, os_error);
 }
 
-/* The broken ring is never entered again; waits go to the eventfd. */
+/* The broken ring is never entered again; waits go to the eventfd. A wake read
+ * left in the kernel may still consume a caller's eventfd write (without
+ * DEFER_TASKRUN the kernel runs it on its own), so the wait is capped: in this
+ * last-resort mode a periodic wake is the price of never hanging. */
+#define BROKEN_POLL_MS_MAX 50
+
 static void poll_broken(uring_backend *u, int64_t timeout_ms) {
   struct pollfd p = {.fd = u->wake_fd, .events = POLLIN};
-  if (poll(&p, 1, timeout_ms < 0 ? -1 : (int)(timeout_ms > 0x7fffffff ? 0x7fffffff : timeout_ms)) > 0) {
+  int wait_ms = timeout_ms < 0 || timeout_ms > BROKEN_POLL_MS_MAX ? BROKEN_POLL_MS_MAX : (int)timeout_ms;
+  if (poll(&p, 1, wait_ms) > 0) {
     uint64_t value;
     (void)!read(u->wake_fd, &value, sizeof(value));
   }
 }
 
 static int injected_errno(uring_backend *u) {
-  if (u->fault_errno == 0) return 0;
-  if (u->fault_after > 0) {
-    u->fault_after--;
-    return 0;
-  }
+  if (u->fault_errno == 0 || u->in_kernel.len < u->fault_inflight) return 0;
   int err = u->fault_errno;
   u->fault_errno = 0; /* once */
   return err;
@@ -402,18 +404,22 @@ static void ring_sizes(unsigned *sq_entries, unsigned *cq_entries) {
   }
 }
 
-/* ZIG_TCP_URING_FAULT=ERRNO[@N] (tests): the (N+1)th io_uring_enter fails
- * with that errno (EBADR, EBUSY, EBADFD ... as a number or a name). */
+/* ZIG_TCP_URING_FAULT=ERRNO[@N] (tests): io_uring_enter fails once with that
+ * errno (EBADR, EBUSY, EAGAIN, EBADFD, ENXIO, EINTR, or a number), the first
+ * time at least N ops (default 1) are in the kernel -- a point a test can
+ * reach on purpose, whatever the timing. */
 static void fault_from_env(uring_backend *u) {
   const char *env = getenv("ZIG_TCP_URING_FAULT");
   if (env == NULL || env[0] == '\0') return;
-  static const struct { const char *name; int value; } names[] = {
-      {"EBADR", EBADR}, {"EBUSY", EBUSY}, {"EAGAIN", EAGAIN}, {"EBADFD", EBADFD}, {"ENXIO", ENXIO}, {"EINTR", EINTR}};
+  static const struct {
+    const char *name;
+    int value;
+  } names[] = {{"EBADR", EBADR}, {"EBUSY", EBUSY}, {"EAGAIN", EAGAIN}, {"EBADFD", EBADFD}, {"ENXIO", ENXIO}, {"EINTR", EINTR}};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strncmp(env, names[i].name, strlen(names[i].name)) == 0) u->fault_errno = names[i].value;
   if (u->fault_errno == 0) u->fault_errno = atoi(env);
   const char *at = strchr(env, '@');
-  u->fault_after = at != NULL ? (unsigned)atoi(at + 1) : 0;
+  u->fault_inflight = at != NULL && atoi(at + 1) > 0 ? (size_t)atoi(at + 1) : 1;
 }
 
 static int32_t uring_create(backend_sink *sink, backend **out) {

@@ -22,6 +22,10 @@ static struct {
   uint8_t *read_pool[READ_POOL_BUFFERS_MAX];
   uint32_t read_pool_len;
   size_t read_pool_bytes;
+  /* Ops the backend lost track of (TCP_ERR_BACKEND_FAILED): the OS may still
+   * write into them or their buffers, so they are kept for the life of the
+   * process -- on a list, so that leak checkers see them as reachable. */
+  tcp_op *quarantined; /* linked by core_link.next */
 } P;
 
 tcp_op *op_new(op_kind kind, int64_t request_id) {
@@ -50,8 +54,12 @@ void op_free(tcp_op *op) {
   ZT_ASSERT(!qlink_queued(&op->backend_link));
   ZT_ASSERT(op->deadline_index == OP_NO_DEADLINE);
   ZT_ASSERT(op->state != OP_STARTED && op->state != OP_SUBMITTED && op->state != OP_FREE);
-  /* The OS may still write into a quarantined op or its buffer: keep both. */
-  if (op->quarantined) return;
+  if (op->quarantined) {
+    op->state = OP_FREE;
+    op->core_link.next = (qlink *)(void *)P.quarantined;
+    P.quarantined = op;
+    return;
+  }
   if (op->data != op->inline_data) free(op->data);
   op->state = OP_FREE;
   if (P.free_ops_len >= OP_POOL_MAX) {

@@ -226,6 +226,7 @@ static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
  * the isolate's heap) and their buffer serves the next read; large ones hand
  * the buffer itself to the VM (no copy), shrunk if the read used little. */
 static void settle_read_data(tcp_op *op, int64_t result) {
+  if (op->quarantined) return; /* the OS may still write into the buffer: it stays with the op */
   if (result <= 0) {
     read_buffer_give(op->data, op->len);
     op->data = NULL;

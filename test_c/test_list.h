@@ -3,7 +3,7 @@
  * the one place that names them (in the spirit of libuv's test/test-list.h).
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
- * test_options.c and test_isolates.c. suite.c makes the runner's table of it.
+ * test_options.c, test_isolates.c and test_backend_faults.c. suite.c makes the runner's table of it.
  */
 #ifndef ZIG_TCP_TEST_LIST_H
 #define ZIG_TCP_TEST_LIST_H
@@ -43,7 +43,10 @@
   X(threads_as_isolates) \
   X(shutdown_with_pending) \
   X(keepalive_nodelay) \
-  X(bad_input)
+  X(bad_input) \
+  X(uring_lost_completions) \
+  X(uring_ring_broken) \
+  X(uring_transient_busy)
 
 #define TCP_SUITE_DECLARE(name) void test_##name(void);
 TCP_SUITE_TESTS(TCP_SUITE_DECLARE)

@@ -83,6 +83,14 @@
  *   Every failure is a negative TCP_ERR_* code; tcp_strerror() names it. When a
  *   synchronous call fails because of the OS, tcp_last_os_error() returns the OS
  *   code on the calling thread (0 otherwise) until that thread's next call.
+ *
+ *   TCP_ERR_BACKEND_FAILED: the backend's OS mechanism failed for good -- with
+ *   io_uring, the kernel dropped completions (EBADR, or a growing CQ overflow
+ *   counter) or the ring itself broke (EBADFD, ENXIO, ...). Every operation in
+ *   flight completes with it (payload: that OS code) and so does every later
+ *   one; closes and tcp_shutdown still complete, nothing hangs. The memory of
+ *   operations the kernel may still write into is kept for the life of the
+ *   process. tcp_shutdown + tcp_init starts a fresh engine.
  */
 #ifndef ZIG_TCP_H
 #define ZIG_TCP_H
@@ -191,8 +199,11 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
 
 /* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
  * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
- * timeout_ms <= 0 means no timeout (the OS's own limit applies); on expiry the
- * connect completes with TCP_ERR_TIMED_OUT. Returns the new handle (> 0) at
+ * timeout_ms <= 0 means no timeout (the OS's own limit applies). The deadline
+ * is the engine's own, the same on every backend: when it passes, the connect
+ * is cancelled in the OS, and completes with TCP_ERR_TIMED_OUT (payload:
+ * ETIMEDOUT / WSAETIMEDOUT) if it then ends cancelled; a connect that
+ * succeeds or fails on its own at that moment reports its own result. Returns the new handle (> 0) at
  * once -- it may be closed while the connect is pending -- and the connect
  * completes later with 0 or an error. After a failed connect the handle must
  * still be closed. Completions go to dart_port. */

@@ -6,10 +6,13 @@
  * inside poll's uv_run. Only wake (uv_async_send) comes from other threads.
  *
  * Per operation:
- *   read     uv_read_start into op->data. The stream keeps reading after a
- *            read completes, so request/response traffic costs no epoll_ctl
- *            per read; it stops only when bytes arrive while no read waits.
- *            A read that finds the stream stopped first tries recv(2) at once.
+ *   read     uv_read_start. The stream keeps reading after a read completes,
+ *            so request/response traffic costs no epoll_ctl per read; it
+ *            stops only when bytes arrive while no read waits. A read that
+ *            finds the stream stopped first tries recv(2) at once. Bytes land
+ *            in the backend's one scratch buffer (libuv asks for a buffer only
+ *            when the socket is readable) and are copied to an exact-size
+ *            buffer for the op: a waiting read holds no memory.
  *   write    uv_try_write, then uv_write of any rest (libuv resubmits short
  *            writes).
  *   connect  non-blocking connect(2) + a uv_poll for writability. Not
@@ -59,11 +62,17 @@ typedef struct uv_sock {
   queue accepts;       /* waiting accepts (tcp_op.backend_link) */
 } uv_sock;
 
+/* Reads of up to this many bytes go through the scratch buffer; a larger
+ * bytes_max gets its own buffer of that size, taken when the socket is
+ * readable. */
+#define SCRATCH_BYTES (256 * 1024)
+
 struct uv_backend {
   backend base;
   uv_loop_t loop;
   uv_async_t wake_async;
   uv_timer_t poll_timer; /* bounds a waiting poll */
+  uint8_t *scratch;      /* SCRATCH_BYTES; I/O thread only */
 };
 
 _Static_assert(sizeof(uv_op) <= OP_BACKEND_BYTES, "uv_op must fit tcp_op.backend");
@@ -179,13 +188,36 @@ static int ensure_stream(uv_sock *us) {
 
 /* ---- read ------------------------------------------------------------------ */
 
+/* Where the bytes of op's read go: the scratch buffer, or (bytes_max above it)
+ * an own buffer of bytes_max, NULL when out of memory. */
+static uint8_t *read_target(uv_sock *us, tcp_op *op, size_t *capacity) {
+  *capacity = op->len;
+  if (op->len <= SCRATCH_BYTES) return us->owner->scratch;
+  return malloc(op->len);
+}
+
+/* n > 0 bytes arrived in buf (from read_target): they become op's. */
+static void read_arrived(uv_sock *us, tcp_op *op, uint8_t *buf, size_t n) {
+  if (buf != us->owner->scratch) {
+    uint8_t *shrunk = n <= op->len / 2 ? realloc(buf, n) : NULL;
+    op_read_adopt(op, shrunk != NULL ? shrunk : buf);
+  } else if (!op_read_copy(op, buf, n)) {
+    report(us, op, -1, ENOMEM); /* the bytes are lost: the stream is broken */
+    return;
+  }
+  report(us, op, (int64_t)n, 0);
+}
+
 static void on_read_alloc(uv_handle_t *h, size_t suggested_bytes, uv_buf_t *buf) {
   (void)suggested_bytes;
-  /* A zero-length buffer makes libuv report UV_ENOBUFS, which on_read ignores. */
+  /* Called only when the socket is readable. A zero-length buffer (no read
+   * waits, or out of memory) makes libuv report UV_ENOBUFS to on_read. */
   uv_sock *us = h->data;
   tcp_op *op = us->read_op;
-  buf->base = op ? (char *)op->data : NULL;
-  buf->len = op ? op->len : 0;
+  size_t capacity = 0;
+  uint8_t *target = op != NULL ? read_target(us, op, &capacity) : NULL;
+  buf->base = (char *)target;
+  buf->len = target != NULL ? capacity : 0;
 }
 
 static void stop_reading(uv_sock *us) {
@@ -195,18 +227,20 @@ static void stop_reading(uv_sock *us) {
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  if (nread == 0) return; /* EAGAIN: libuv keeps polling */
   uv_sock *us = stream->data;
+  bool own_buffer = buf->base != NULL && (uint8_t *)buf->base != us->owner->scratch;
+  if (nread <= 0 && own_buffer) free(buf->base);
+  if (nread == 0) return; /* EAGAIN: libuv keeps polling */
   tcp_op *op = us->read_op;
-  us->read_op = NULL;
   /* Keep reading after data: the next read is usually asked for before more
    * bytes arrive. Bytes with no read waiting (UV_ENOBUFS from on_read_alloc),
    * end of stream and errors stop it; the next read starts it again. */
   if (nread < 0 || op == NULL) stop_reading(us);
   if (op == NULL) return;
-  if (nread > 0) report(us, op, nread, 0);
+  us->read_op = NULL;
+  if (nread > 0) read_arrived(us, op, (uint8_t *)buf->base, (size_t)nread);
   else if (nread == UV_EOF) report(us, op, 0, 0);
+  else if (nread == UV_ENOBUFS) report(us, op, -1, ENOMEM);
   else report(us, op, -1, errno_of((int)nread));
 }
 
@@ -217,23 +251,29 @@ static void start_read(uv_sock *us, tcp_op *op) {
     return;
   }
   if (us->reading) {
-    us->read_op = op; /* still polled: libuv reads into op->data when bytes come */
+    us->read_op = op; /* still polled: libuv asks on_read_alloc for a buffer when bytes come */
     return;
   }
   /* Try the socket first: when bytes are already queued (pipelined or bulk
    * traffic) this saves a poll round and libuv's epoll_ctl calls for arming
    * and disarming. libuv keeps no read-ahead, so bypassing it is safe. */
-  ssize_t n;
-  do {
-    n = recv(us->sock->fd, op->data, op->len, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n >= 0) {
-    report(us, op, n, 0);
-    return;
-  }
-  if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    report(us, op, -1, errno);
-    return;
+  if (op->len <= SCRATCH_BYTES) {
+    ssize_t n;
+    do {
+      n = recv(us->sock->fd, us->owner->scratch, op->len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+      read_arrived(us, op, us->owner->scratch, (size_t)n);
+      return;
+    }
+    if (n == 0) {
+      report(us, op, 0, 0);
+      return;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      report(us, op, -1, errno);
+      return;
+    }
   }
   us->read_op = op;
   int rc = uv_read_start((uv_stream_t *)&us->stream, on_read_alloc, on_read);
@@ -534,8 +574,10 @@ static void on_wake(uv_async_t *h) { (void)h; /* uv_run returns after this pass 
 static int32_t uv_backend_create(backend_sink *sink, backend **out) {
   uv_backend *u = calloc(1, sizeof(*u));
   if (u == NULL) return TCP_ERR_NO_MEMORY;
-  int rc = uv_loop_init(&u->loop);
+  u->scratch = malloc(SCRATCH_BYTES);
+  int rc = u->scratch != NULL ? uv_loop_init(&u->loop) : UV_ENOMEM;
   if (rc != 0) {
+    free(u->scratch);
     free(u);
     return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
   }
@@ -545,6 +587,7 @@ static int32_t uv_backend_create(backend_sink *sink, backend **out) {
     if (uv_is_active((uv_handle_t *)&u->wake_async)) uv_close((uv_handle_t *)&u->wake_async, NULL);
     uv_run(&u->loop, UV_RUN_NOWAIT);
     uv_loop_close(&u->loop);
+    free(u->scratch);
     free(u);
     return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
   }
@@ -566,6 +609,7 @@ static void uv_backend_destroy(backend *b) {
   int rc = uv_loop_close(&u->loop);
   ZT_ASSERT(rc == 0);
   (void)rc;
+  free(u->scratch);
   free(u);
 }
 

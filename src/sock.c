@@ -88,10 +88,6 @@ static void end_unstarted(tcp_sock *s, tcp_op *op, int64_t code) {
   ZT_ASSERT(op->state == OP_QUEUED);
   queue_remove(queue_of(s, op->kind), &op->core_link);
   note_ended_in_order(s, op);
-  if (op->kind == OP_READ) {
-    read_buffer_give(op->data, op->len);
-    op->data = NULL;
-  }
   complete(op, code, 0);
 }
 
@@ -106,19 +102,12 @@ static void end_all_unstarted(tcp_sock *s, queue *q, int64_t code) {
   }
 }
 
-/* Starts the next read if none is in flight. Its buffer is taken only now, so
- * reads queued behind it hold no memory. */
+/* Starts the next read if none is in flight. No read holds a buffer while it
+ * waits: the backend provides one only when bytes are there. */
 static void pump_reads(tcp_sock *s) {
-  while (!s->closing && s->connected && !queue_empty(&s->reads)) {
-    tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
-    if (op->state != OP_QUEUED) return;
-    if (op->data == NULL) op->data = read_buffer_take(op->len);
-    if (op->data != NULL) {
-      start(op);
-      return;
-    }
-    end_unstarted(s, op, TCP_ERR_NO_MEMORY);
-  }
+  if (s->closing || !s->connected || queue_empty(&s->reads)) return;
+  tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
+  if (op->state == OP_QUEUED) start(op);
 }
 
 /* Starts the head of the write queue; a zero-length write completes here, in
@@ -222,25 +211,17 @@ static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
   return op->result;
 }
 
-/* A read's data: small reads travel as an exact copy (the VM copies it into
- * the isolate's heap) and their buffer serves the next read; large ones hand
- * the buffer itself to the VM (no copy), shrunk if the read used little. */
+/* A read's data (exactly result bytes, from the backend): up to
+ * TCP_READ_COPY_BYTES_MAX it is posted as typed data the VM copies (and freed
+ * after the post), above that handed to the VM as external typed data. */
 static void settle_read_data(tcp_op *op, int64_t result) {
   if (op->quarantined) return; /* the OS may still write into the buffer: it stays with the op */
+  ZT_ASSERT(result <= 0 || op->data != NULL);
   if (result <= 0) {
-    read_buffer_give(op->data, op->len);
+    if (op->data != op->inline_data) free(op->data);
     op->data = NULL;
   } else if (result <= TCP_READ_COPY_BYTES_MAX) {
-    uint8_t *copy = (size_t)result <= OP_INLINE_BYTES ? op->inline_data : malloc((size_t)result);
-    if (copy != NULL) {
-      memcpy(copy, op->data, (size_t)result);
-      read_buffer_give(op->data, op->len);
-      op->data = copy;
-      op->data_by_copy = true;
-    }
-  } else if ((size_t)result <= op->len / 2) {
-    uint8_t *smaller = realloc(op->data, (size_t)result);
-    if (smaller != NULL) op->data = smaller;
+    op->data_by_copy = true;
   }
 }
 

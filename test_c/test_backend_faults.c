@@ -15,6 +15,12 @@
 #include "harness.h"
 #include "test_list.h"
 
+#if defined(_WIN32)
+void test_uring_lost_completions(void) { SKIP("io_uring only (backend is %s)", tcp_backend_name()); }
+void test_uring_ring_broken(void) { SKIP("io_uring only (backend is %s)", tcp_backend_name()); }
+void test_uring_transient_busy(void) { SKIP("io_uring only (backend is %s)", tcp_backend_name()); }
+#else
+
 static void clear_fault(void) { unsetenv("ZIG_TCP_URING_FAULT"); }
 
 /* Restarts the engine with the fault armed; skips on other backends. */
@@ -102,3 +108,4 @@ void test_uring_transient_busy(void) {
   h_close_wait(t.server);
   h_close_wait(t.listener);
 }
+#endif /* !_WIN32 */

@@ -37,6 +37,7 @@ const core_sources = [_][]const u8{
     "src/handles.c",
     "src/ops.c",
     "src/sock.c",
+    "src/stream.c",
     "src/loop.c",
     "src/deadlines.c",
     "src/dart_post.c",
@@ -65,6 +66,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_errors.c",
     "test_c/test_options.c",
     "test_c/test_isolates.c",
+    "test_c/test_streams.c",
     "test_c/test_backend_faults.c",
 };
 

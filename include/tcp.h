@@ -15,13 +15,17 @@
  *   tcp_last_os_error, tcp_listen (bind + listen happen in the call), and the
  *   accessors (addresses, ports, keepAlive, noDelay). They return their result.
  *
- *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_write,
- *   tcp_shutdown_write, tcp_close. Each takes a caller-chosen request_id.
+ *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_read_stream,
+ *   tcp_write, tcp_shutdown_write, tcp_close. Each takes a caller-chosen
+ *   request_id. (tcp_read_stream_ack and tcp_read_stream_stop are
+ *   synchronous.)
  *     - If the call returns a negative error code, the request was refused and
  *       NO message will ever be posted for it.
  *     - Otherwise (0, or a new handle for tcp_connect) exactly ONE completion
  *       will be posted for request_id -- also when the socket is closed or the
- *       engine shuts down before the operation finishes.
+ *       engine shuts down before the operation finishes. (A read stream posts
+ *       DATA completions and then exactly one FINAL one: see "streaming
+ *       reads".)
  *   Completions are never posted from inside the call that started the
  *   operation; they are always posted by the I/O thread. So every function may
  *   be called as a Dart "leaf" call.
@@ -122,6 +126,8 @@ extern "C" {
   X(TCP_ERR_UNSUPPORTED, -7, "not supported by this backend or system")                            \
   X(TCP_ERR_DART_API, -8, "Dart DL API data missing or of an incompatible version")                \
   X(TCP_ERR_BACKEND_FAILED, -9, "the I/O backend failed irrecoverably (restart the engine)")       \
+  X(TCP_ERR_BUSY, -10, "a read stream runs on this connection (tcp_read and a second stream wait for its end)") \
+  X(TCP_ERR_STOPPED, -11, "read stream stopped by tcp_read_stream_stop")                            \
   X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
   X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")                                   \
   X(TCP_ERR_CONNECTION_REFUSED, -22, "connection refused")                                         \
@@ -213,6 +219,52 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
 
 /* Reads up to bytes_max (1..TCP_READ_BYTES_MAX) bytes. */
 TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_max);
+
+/* ---- streaming reads --------------------------------------------------------
+ * A read stream receives continuously, without a tcp_read per message: the
+ * engine re-arms the receive itself, on its own thread, as long as the
+ * caller's window allows. This is how a Dart Stream<Uint8List> runs: a paused
+ * subscription stops acknowledging, the window fills, the engine stops
+ * receiving, the kernel's buffers fill and TCP's own window closes on the
+ * sender -- backpressure end to end, and nothing buffered without bound.
+ *
+ * MESSAGES. A stream's request_id completes many times, unlike every other
+ * request: zero or more DATA completions (result > 0, payload: exactly result
+ * bytes, as for tcp_read), then exactly ONE FINAL completion (result <= 0):
+ *     0                  end of stream (the peer shut down its write side)
+ *     TCP_ERR_STOPPED    tcp_read_stream_stop
+ *     TCP_ERR_CLOSED     tcp_close (the final comes before the close's completion)
+ *     TCP_ERR_SHUTDOWN   tcp_shutdown
+ *     TCP_ERR_NOT_CONNECTED  the connect it waited for failed
+ *     any other error    the connection failed (payload: the OS code)
+ * DATA completions come in stream order, the final after all of them. Bytes
+ * never go past the window: at any moment the bytes posted minus the bytes
+ * acknowledged are at most window_bytes.
+ *
+ * ORDER with one-shot reads: the stream takes the read side. Reads asked for
+ * before it complete first (the stream starts after them); while it runs,
+ * tcp_read and a second tcp_read_stream are refused with TCP_ERR_BUSY. Once
+ * tcp_read_stream_stop has been called, tcp_read is accepted again and queues
+ * behind the stream's last receive: no byte is lost or reordered (a receive
+ * that races the stop delivers its bytes as a last DATA completion). Writes
+ * are unaffected. */
+
+/* Starts a read stream on a connection (also one still connecting) with a
+ * window of window_bytes (1..TCP_READ_BYTES_MAX): the engine posts up to that
+ * many bytes before the first tcp_read_stream_ack. Returns TCP_OK, or refuses
+ * (TCP_ERR_BUSY when a stream runs; the usual codes otherwise). */
+TCP_API int32_t tcp_read_stream(int64_t connection, int64_t request_id, int64_t window_bytes);
+
+/* The caller consumed bytes of the stream (1 .. bytes posted and not yet
+ * acknowledged): the window moves on by that much and receiving resumes if it
+ * had stopped. Synchronous. TCP_ERR_INVALID_ARGUMENT for more than was posted,
+ * or when no stream runs. */
+TCP_API int32_t tcp_read_stream_ack(int64_t connection, int64_t bytes);
+
+/* Ends the stream: its final completion (TCP_ERR_STOPPED) follows any DATA
+ * completion already on its way. Synchronous; TCP_ERR_INVALID_ARGUMENT when no
+ * stream runs (or it is already stopping). */
+TCP_API int32_t tcp_read_stream_stop(int64_t connection);
 
 /* Writes all bytes_len bytes (0..TCP_WRITE_BYTES_MAX); the engine copies them
  * before returning. bytes may be NULL only when bytes_len is 0. A zero-length

@@ -182,11 +182,51 @@ TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_m
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_io(connection, &error);
+  if (s != NULL && s->stream != NULL && !s->stream_stopping) {
+    s = NULL;
+    error = TCP_ERR_BUSY;
+  }
   tcp_op *op = op_new_for(s, OP_READ, request_id, &error);
   if (op != NULL) {
-    op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
+    op->len = (size_t)bytes_max; /* no buffer until bytes arrive */
     sock_add_read(s, op);
   }
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream(int64_t connection, int64_t request_id, int64_t window_bytes) {
+  last_os_error = 0;
+  if (window_bytes <= 0 || window_bytes > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  if (s != NULL && s->stream != NULL) {
+    s = NULL;
+    error = TCP_ERR_BUSY;
+  }
+  tcp_op *op = op_new_for(s, OP_READ_STREAM, request_id, &error);
+  if (op != NULL) sock_stream_start(s, op, window_bytes);
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream_ack(int64_t connection, int64_t bytes) {
+  last_os_error = 0;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  if (s != NULL) error = sock_stream_ack(s, bytes);
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream_stop(int64_t connection) {
+  last_os_error = 0;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  if (s != NULL) error = sock_stream_stop(s);
   engine_unlock();
   return error;
 }

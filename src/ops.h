@@ -26,6 +26,7 @@ typedef enum op_kind {
   OP_WRITE,
   OP_SHUTDOWN_WRITE,
   OP_CLOSE,
+  OP_READ_STREAM, /* a stream's anchor: never started; its completion is the stream's final */
 } op_kind;
 
 typedef enum op_state {
@@ -60,6 +61,7 @@ struct tcp_op {
   bool timed_out;          /* connect: its deadline passed */
   bool quarantined;        /* the backend lost track of it: its memory is never reused */
   bool data_by_copy;       /* read: data is an exact-size copy, posted as typed data */
+  bool stream_part;        /* read: one receive of its socket's read stream */
   uint32_t deadline_index; /* connect: slot in the loop's deadline heap, or OP_NO_DEADLINE */
   uint64_t seq;            /* read / write: its place in its socket's queue */
   int64_t request_id;

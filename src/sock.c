@@ -53,7 +53,7 @@ static void start(tcp_op *op) {
 }
 
 /* The op's final outcome: posted soon, and the op leaves its socket. */
-static void complete(tcp_op *op, int64_t result, int64_t os_error) {
+void sock_complete(tcp_op *op, int64_t result, int64_t os_error) {
   ZT_ASSERT(op->state != OP_DONE && op->state != OP_FREE);
   ZT_ASSERT(!qlink_queued(&op->core_link));
   op->result = result;
@@ -83,12 +83,24 @@ static queue *queue_of(tcp_sock *s, op_kind kind) {
   }
 }
 
+/* A stream's receive that carries no bytes is not posted: the stream's final
+ * completion speaks for it. */
+static void discard(tcp_op *op) {
+  op->state = OP_DONE;
+  op_free(op);
+}
+
 /* An op that was never started leaves its queue with code. */
 static void end_unstarted(tcp_sock *s, tcp_op *op, int64_t code) {
   ZT_ASSERT(op->state == OP_QUEUED);
   queue_remove(queue_of(s, op->kind), &op->core_link);
   note_ended_in_order(s, op);
-  complete(op, code, 0);
+  if (op->stream_part) {
+    discard(op);
+    sock_stream_receive_ended(s, code, 0);
+    return;
+  }
+  sock_complete(op, code, 0);
 }
 
 /* Every op of q that was never started ends with code, in order. */
@@ -107,7 +119,29 @@ static void end_all_unstarted(tcp_sock *s, queue *q, int64_t code) {
 static void pump_reads(tcp_sock *s) {
   if (s->closing || !s->connected || queue_empty(&s->reads)) return;
   tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
-  if (op->state == OP_QUEUED) start(op);
+  if (op->state != OP_QUEUED) return;
+  /* A stream stopped while its receive waited behind other reads. */
+  if (op->stream_part && s->stream_stopping) end_unstarted(s, op, TCP_ERR_STOPPED);
+  else start(op);
+}
+
+void sock_queue_read(tcp_sock *s, tcp_op *op) {
+  attach(op, s);
+  op->seq = s->reads_issued++;
+  queue_push(&s->reads, &op->core_link);
+  pump_reads(s);
+}
+
+bool sock_stream_stop_receive(tcp_sock *s) {
+  ZT_ASSERT(s->stream_receiving && !queue_empty(&s->reads));
+  tcp_op *op = QUEUE_ENTRY(s->reads.tail, tcp_op, core_link);
+  ZT_ASSERT(op->stream_part);
+  if (op->state != OP_QUEUED) {
+    if (!op->cancel_requested) loop_cancel(op);
+  } else if (&op->core_link == s->reads.head) {
+    end_unstarted(s, op, TCP_ERR_STOPPED);
+  } /* else pump_reads ends it when its turn comes */
+  return true;
 }
 
 /* Starts the head of the write queue; a zero-length write completes here, in
@@ -128,10 +162,8 @@ static void pump_writes(tcp_sock *s) {
 void sock_add_read(tcp_sock *s, tcp_op *op) {
   ASSERT_LOCKED();
   ZT_ASSERT(op->kind == OP_READ && s->kind == SOCK_CONNECTION);
-  attach(op, s);
-  op->seq = s->reads_issued++;
-  queue_push(&s->reads, &op->core_link);
-  pump_reads(s);
+  ZT_ASSERT(s->stream == NULL || s->stream_stopping); /* tcp_read is refused while a stream runs */
+  sock_queue_read(s, op);
 }
 
 void sock_add_write(tcp_sock *s, tcp_op *op) {
@@ -192,6 +224,7 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
   cancel_started(&s->writes);
   cancel_started(&s->accepts);
   if (s->connect_op != NULL) cancel_if_started(s->connect_op);
+  sock_stream_closing(s);
   if (s->inflight == 0) request_release(s);
 }
 
@@ -206,7 +239,11 @@ static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
     *os_error = OS_ERROR_TIMED_OUT;
     return TCP_ERR_TIMED_OUT;
   }
-  /* Only a close or a deadline cancels an op; the close case is above. */
+  if (op->ended_by_cancel && op->stream_part) {
+    *os_error = 0;
+    return TCP_ERR_STOPPED;
+  }
+  /* Only a close, a deadline or a stream's stop cancels an op; all are above. */
   ZT_ASSERT(!op->ended_by_cancel);
   return op->result;
 }
@@ -270,7 +307,13 @@ void sock_op_ended(tcp_op *op) {
   if (op->kind == OP_READ) settle_read_data(op, result);
   if (op->kind == OP_ACCEPT) result = settle_accept(op, s, result);
   if (op->kind == OP_CONNECT) settle_connect(op, s, result);
-  complete(op, result, result < 0 ? os_error : 0);
+  if (op->stream_part) {
+    if (result > 0) sock_complete(op, result, 0); /* a DATA completion of the stream */
+    else discard(op);
+    sock_stream_receive_ended(s, result, os_error);
+  } else {
+    sock_complete(op, result, result < 0 ? os_error : 0);
+  }
   if (!s->closing) {
     pump_reads(s);
     pump_writes(s);
@@ -286,9 +329,9 @@ void sock_released(tcp_sock *s) {
   ASSERT_LOCKED();
   ZT_ASSERT(s->closing && s->release_requested && s->inflight == 0);
   ZT_ASSERT(queue_empty(&s->reads) && queue_empty(&s->writes) && queue_empty(&s->accepts));
-  ZT_ASSERT(s->connect_op == NULL);
+  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL);
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
-  if (s->close_op != NULL) complete(s->close_op, 0, 0);
+  if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);
   handles_remove(s);
   free(s);
 }

@@ -45,6 +45,11 @@ struct tcp_sock {
   uint64_t writes_issued, writes_ended;
   tcp_op *connect_op;        /* the pending connect, if any */
   tcp_op *close_op;          /* the pending close, if any */
+  tcp_op *stream;            /* the read stream's anchor (OP_READ_STREAM), if one runs */
+  bool stream_stopping;      /* tcp_read_stream_stop seen: no new receives */
+  bool stream_receiving;     /* one of its receives is in the read queue */
+  int64_t stream_window;     /* bytes it may post beyond those acknowledged */
+  int64_t stream_posted, stream_acked;
   _Alignas(16) unsigned char backend[SOCK_BACKEND_BYTES];
 };
 
@@ -60,6 +65,24 @@ void sock_add_accept(tcp_sock *s, tcp_op *op);
 void sock_add_connect(tcp_sock *s, tcp_op *op);
 /* The close protocol above. close_op may be NULL (a finalizer's close). */
 void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op);
+/* Read streams (stream.c). */
+void sock_stream_start(tcp_sock *s, tcp_op *anchor, int64_t window_bytes);
+int32_t sock_stream_ack(tcp_sock *s, int64_t bytes);
+int32_t sock_stream_stop(tcp_sock *s);
+/* sock.c -> stream.c: a receive of the stream ended with result (> 0: its bytes
+ * were posted as a DATA completion); the stream goes on or ends. */
+void sock_stream_receive_ended(tcp_sock *s, int64_t result, int64_t os_error);
+/* sock.c -> stream.c: the socket is closing; ends the stream if no receive
+ * of it is in flight. */
+void sock_stream_closing(tcp_sock *s);
+/* stream.c -> sock.c: queue a receive (like sock_add_read). */
+void sock_queue_read(tcp_sock *s, tcp_op *op);
+/* stream.c -> sock.c: the stream stops; its receive (s->stream_receiving)
+ * ends now, is cancelled, or ends when its turn comes. */
+bool sock_stream_stop_receive(tcp_sock *s);
+/* stream.c -> sock.c: the op's outcome is final; post it. */
+void sock_complete(tcp_op *op, int64_t result, int64_t os_error);
+
 /* I/O thread: the backend reported op (its outcome is in op->result etc.). */
 void sock_op_ended(tcp_op *op);
 /* I/O thread: the backend released s; s is freed. */

@@ -3,7 +3,7 @@
  * the one place that names them (in the spirit of libuv's test/test-list.h).
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
- * test_options.c, test_isolates.c and test_backend_faults.c. suite.c makes the runner's table of it.
+ * test_options.c, test_isolates.c, test_streams.c and test_backend_faults.c. suite.c makes the runner's table of it.
  */
 #ifndef ZIG_TCP_TEST_LIST_H
 #define ZIG_TCP_TEST_LIST_H
@@ -44,6 +44,13 @@
   X(shutdown_with_pending) \
   X(keepalive_nodelay) \
   X(bad_input) \
+  X(stream_in_order) \
+  X(stream_window_backpressure) \
+  X(stream_stop_then_read) \
+  X(stream_close) \
+  X(stream_shutdown) \
+  X(stream_while_connecting) \
+  X(stream_bad_input) \
   X(uring_lost_completions) \
   X(uring_ring_broken) \
   X(uring_transient_busy)

@@ -55,6 +55,13 @@ int64_t h_read(int64_t conn, int64_t max) {
   return id;
 }
 
+int64_t h_stream(int64_t conn, int64_t window) {
+  int64_t id = h_new_id();
+  CHECK_EQ(tcp_read_stream(conn, id, window), TCP_OK);
+  h_issue(id, h_port_of(conn), K_STREAM, conn, 0);
+  return id;
+}
+
 int64_t h_write(int64_t conn, const void *bytes, int64_t len) {
   int64_t id = h_new_id();
   CHECK_EQ(tcp_write(conn, id, (const uint8_t *)bytes, len), TCP_OK);

@@ -32,6 +32,8 @@ const int TCP_ERR_NO_MEMORY = -6;
 const int TCP_ERR_UNSUPPORTED = -7;
 const int TCP_ERR_DART_API = -8;
 const int TCP_ERR_BACKEND_FAILED = -9;
+const int TCP_ERR_BUSY = -10;
+const int TCP_ERR_STOPPED = -11;
 const int TCP_ERR_ADDRESS_IN_USE = -20;
 const int TCP_ERR_ADDRESS_NOT_AVAILABLE = -21;
 const int TCP_ERR_CONNECTION_REFUSED = -22;
@@ -111,6 +113,21 @@ external int tcp_connect(
 @Native<Int32 Function(Int64, Int64, Int64)>(
     symbol: 'tcp_read', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_read(int connection, int request_id, int bytes_max);
+
+/// Starts a read stream (tcp.h "streaming reads"): DATA completions
+/// (result > 0) for request_id, never more than the window ahead of
+/// [tcp_read_stream_ack], then one final completion (result <= 0).
+@Native<Int32 Function(Int64, Int64, Int64)>(
+    symbol: 'tcp_read_stream', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream(int connection, int request_id, int window_bytes);
+
+@Native<Int32 Function(Int64, Int64)>(
+    symbol: 'tcp_read_stream_ack', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream_ack(int connection, int bytes);
+
+@Native<Int32 Function(Int64)>(
+    symbol: 'tcp_read_stream_stop', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream_stop(int connection);
 
 @Native<Int32 Function(Int64, Int64, Pointer<Uint8>, Int64)>(
     symbol: 'tcp_write', assetId: zigTcpAssetId, isLeaf: true)

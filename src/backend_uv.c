@@ -40,7 +40,6 @@ typedef struct uv_backend uv_backend;
 /* Lives in tcp_op.backend while the op is submitted. */
 typedef struct uv_op {
   bool cancelled;
-  uv_write_t write_req;
 } uv_op;
 
 /* Allocated by adopt (a uv_tcp_t does not fit tcp_sock.backend beside the
@@ -59,6 +58,7 @@ typedef struct uv_sock {
   bool nonblocking;    /* O_NONBLOCK set on the fd */
   bool release_started;
   tcp_op *read_op, *write_op, *connect_op;
+  uv_write_t write_req; /* of write_op: the core runs one write at a time per socket */
   queue accepts;       /* waiting accepts (tcp_op.backend_link) */
 } uv_sock;
 
@@ -319,10 +319,9 @@ static void start_write(uv_sock *us, tcp_op *op) {
     buf.base += sent;
     buf.len -= (size_t)sent;
   }
-  uv_op *u = uv_op_of(op);
-  u->write_req.data = op;
+  us->write_req.data = op;
   us->write_op = op;
-  int rc = uv_write(&u->write_req, (uv_stream_t *)&us->stream, &buf, 1, on_write);
+  int rc = uv_write(&us->write_req, (uv_stream_t *)&us->stream, &buf, 1, on_write);
   if (rc != 0) {
     us->write_op = NULL;
     report(us, op, -1, errno_of(rc));

@@ -41,9 +41,8 @@ typedef struct tcp_sock tcp_sock;
 typedef struct tcp_op tcp_op;
 
 /* Backend scratch space inside every op, so no backend allocates per op:
- * IOCP keeps its OVERLAPPED and AcceptEx address buffers here, libuv its
- * uv_write_t (192 bytes on Linux x86_64). */
-#define OP_BACKEND_BYTES 208
+ * IOCP keeps its OVERLAPPED and AcceptEx address buffers here (144 bytes). */
+#define OP_BACKEND_BYTES 144
 /* A write of up to this many bytes, and a read that returned up to this many,
  * keeps its bytes inside the op: a small message costs no allocation. */
 #define OP_INLINE_BYTES 256

@@ -22,7 +22,9 @@ typedef enum sock_kind {
   SOCK_CONNECTION,
 } sock_kind;
 
-#define SOCK_BACKEND_BYTES 256
+/* A backend's per-socket state inside the record: io_uring and IOCP keep a
+ * flag, libuv a pointer to its own allocation. */
+#define SOCK_BACKEND_BYTES 16
 
 struct tcp_sock {
   qlink command_link; /* the loop's release queue */

@@ -38,6 +38,7 @@ const core_sources = [_][]const u8{
     "src/ops.c",
     "src/sock.c",
     "src/stream.c",
+    "src/shared.c",
     "src/loop.c",
     "src/deadlines.c",
     "src/dart_post.c",

@@ -188,14 +188,30 @@ TCP_API int32_t tcp_last_os_error(void);
 /* Creates a listening socket, synchronously. addr is 4 (IPv4) or 16 (IPv6)
  * address bytes in network order; port 0 picks an ephemeral port (read it back
  * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
- * IPv6 addresses. shared != 0 lets several listeners bind the same address and
- * port (SO_REUSEPORT on Linux, macOS and the BSDs); it never allows stealing a
- * port another socket holds without it. On Windows a listener is always
- * exclusive (SO_EXCLUSIVEADDRUSE) and shared != 0 gives TCP_ERR_UNSUPPORTED.
- * Completions of accepts go to dart_port.
+ * IPv6 addresses. Completions of accepts go to dart_port. shared is one of:
+ *   0                      an exclusive listener: another bind of the same
+ *                          address and port fails with TCP_ERR_ADDRESS_IN_USE.
+ *   TCP_LISTEN_SHARED      dart:io's `shared: true`: listeners of this process
+ *                          (several isolates, several ports) on the same
+ *                          address, port and v6_only share ONE OS listening
+ *                          socket, and its connections go to whichever of them
+ *                          has an accept waiting; each connection's
+ *                          completions go to the port of the listener whose
+ *                          accept took it. Closing one leaves the others
+ *                          working; the OS socket closes with the last. Another
+ *                          process cannot join (no SO_REUSEPORT). Every backend,
+ *                          Windows included.
+ *   TCP_LISTEN_REUSE_PORT  SO_REUSEPORT (Linux, macOS, BSD): separate OS
+ *                          sockets, which other processes of the same user may
+ *                          bind too; the kernel spreads connections. Windows:
+ *                          TCP_ERR_UNSUPPORTED.
+ * Any other value: TCP_ERR_INVALID_ARGUMENT.
  * Returns the listener handle (> 0) or a TCP_ERR_*. */
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared);
+
+#define TCP_LISTEN_SHARED 1
+#define TCP_LISTEN_REUSE_PORT 2
 
 /* Accepts one connection. Completion result: the new connection's handle,
  * whose completions go to the listener's port. */

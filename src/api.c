@@ -34,7 +34,12 @@ static tcp_sock *lookup(int64_t handle, int32_t *error) {
     *error = state;
     return NULL;
   }
-  return handles_find(handle, error);
+  tcp_sock *s = handles_find(handle, error);
+  if (s != NULL && s->hidden) { /* a shared listener group's own socket */
+    *error = TCP_ERR_BAD_HANDLE;
+    return NULL;
+  }
+  return s;
 }
 
 static tcp_sock *lookup_kind(int64_t handle, sock_kind kind, int32_t *error) {
@@ -76,32 +81,71 @@ TCP_API int32_t tcp_last_os_error(void) { return last_os_error; }
 
 /* ---- listeners and connections ------------------------------------------- */
 
+/* Lock held: a new member of the group on addr, or 0 when there is none. */
+static int64_t join_group(int64_t dart_port, const struct sockaddr_storage *addr, bool v6_only) {
+  tcp_sock *group = shared_find(addr, v6_only);
+  if (group == NULL) return 0;
+  int32_t error = TCP_OK;
+  tcp_sock *member = shared_join(group, dart_port, &error);
+  return member != NULL ? member->handle : error;
+}
+
+/* Lock held: registers the listening socket fd (bound to sa). For a shared
+ * listener it becomes a new group and the caller gets its first member.
+ * Returns the handle, or an error (fd is then still the caller's). */
+static int64_t listener_register(int64_t dart_port, os_socket fd, int family, bool v6_only, int32_t shared) {
+  int32_t error = engine_state_error();
+  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, family, &error) : NULL;
+  if (s == NULL) return error;
+  if (shared != TCP_LISTEN_SHARED) return s->handle;
+  struct sockaddr_storage bound;
+  int os_error = os_get_address(fd, false, &bound);
+  tcp_sock *member = NULL;
+  if (os_error == 0 && shared_register(s, &bound, v6_only)) member = shared_join(s, dart_port, &error);
+  if (member != NULL) return member->handle;
+  s->fd = OS_SOCKET_INVALID; /* not ours to close: the caller closes fd */
+  sock_begin_close(s, TCP_ERR_CLOSED, NULL);
+  return os_error != 0 ? fail_os(os_error) : TCP_ERR_NO_MEMORY;
+}
+
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared) {
   last_os_error = 0;
   struct sockaddr_storage sa;
   int sa_len = sockaddr_from_bytes(addr, addr_len, port, &sa);
   if (sa_len == 0) return TCP_ERR_INVALID_ARGUMENT;
+  if (shared != 0 && shared != TCP_LISTEN_SHARED && shared != TCP_LISTEN_REUSE_PORT) return TCP_ERR_INVALID_ARGUMENT;
 #if defined(_WIN32)
-  if (shared) return TCP_ERR_UNSUPPORTED; /* no SO_REUSEPORT on Windows */
+  if (shared == TCP_LISTEN_REUSE_PORT) return TCP_ERR_UNSUPPORTED; /* no SO_REUSEPORT on Windows */
 #endif
   int32_t state = current_state_error();
   if (state != TCP_OK) return state;
+  if (shared == TCP_LISTEN_SHARED && port != 0) {
+    engine_lock();
+    int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
+    engine_unlock();
+    if (joined != 0) return joined;
+  }
   /* The syscalls run outside the engine lock; only registration needs it. */
   int os_error = 0;
   os_socket fd = os_socket_open(sa.ss_family, false, &os_error);
   if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
-  os_error = os_listen_setup(fd, &sa, sa_len, backlog, v6_only != 0, shared != 0);
+  os_error = os_listen_setup(fd, &sa, sa_len, backlog, v6_only != 0, shared == TCP_LISTEN_REUSE_PORT);
   if (os_error != 0) {
     os_socket_close(fd);
+    /* Another thread may have made the group between our look and our bind. */
+    if (shared == TCP_LISTEN_SHARED && port != 0 && error_from_os(os_error) == TCP_ERR_ADDRESS_IN_USE) {
+      engine_lock();
+      int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
+      engine_unlock();
+      if (joined != 0) return joined;
+    }
     return fail_os(os_error);
   }
   engine_lock();
-  int32_t error = engine_state_error();
-  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, sa.ss_family, &error) : NULL;
-  int64_t handle = s ? s->handle : error;
+  int64_t handle = listener_register(dart_port, fd, sa.ss_family, v6_only != 0, shared);
   engine_unlock();
-  if (s == NULL) os_socket_close(fd);
+  if (handle < 0) os_socket_close(fd);
   return handle;
 }
 

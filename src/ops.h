@@ -66,6 +66,7 @@ struct tcp_op {
   int64_t request_id;
   int64_t dart_port;       /* where the completion goes */
   tcp_sock *sock;          /* NULL once completed (the socket may be gone) */
+  tcp_sock *member;        /* accept on a shared listener: the member it was asked on */
   /* The outcome: set by the backend through the sink, or by the core. */
   int64_t result;          /* >= 0 success value, < 0 a TCP_ERR_* code */
   int64_t os_error;

@@ -178,8 +178,14 @@ void sock_add_write(tcp_sock *s, tcp_op *op) {
 void sock_add_accept(tcp_sock *s, tcp_op *op) {
   ASSERT_LOCKED();
   ZT_ASSERT(op->kind == OP_ACCEPT && s->kind == SOCK_LISTENER);
-  attach(op, s);
-  queue_push(&s->accepts, &op->core_link);
+  tcp_sock *listener = s->group != NULL ? s->group : s; /* a member accepts on its group */
+  attach(op, listener);
+  if (s->group != NULL) {
+    op->member = s;
+    op->dart_port = s->dart_port;
+    s->member_accepts++;
+  }
+  queue_push(&listener->accepts, &op->core_link);
   start(op);
 }
 
@@ -214,6 +220,11 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
   s->close_reason = reason;
   s->close_op = close_op;
   handles_retire(s);
+  if (s->group != NULL) {
+    shared_member_closing(s); /* a member owns no OS socket */
+    return;
+  }
+  shared_forget(s);
   /* An op queued behind one in flight ends only after it (sock_op_ended). */
   end_all_unstarted(s, &s->accepts, reason);
   if (queue_empty(&s->reads) || QUEUE_ENTRY(s->reads.head, tcp_op, core_link)->state == OP_QUEUED)
@@ -230,6 +241,10 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
 
 /* The code an ended op completes with. */
 static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
+  if (op->member != NULL && op->member->closing) {
+    *os_error = 0;
+    return op->member->close_reason;
+  }
   if (s->closing) {
     *os_error = 0;
     return s->close_reason;
@@ -272,7 +287,9 @@ static int64_t settle_accept(tcp_op *op, tcp_sock *listener, int64_t result) {
   }
   ZT_ASSERT(fd != OS_SOCKET_INVALID);
   int32_t error = TCP_OK;
-  tcp_sock *s = sock_create(SOCK_CONNECTION, listener->dart_port, fd, listener->family, &error);
+  /* The connection's completions go where the accept's went (a shared
+   * listener's member may be another isolate than the group's first). */
+  tcp_sock *s = sock_create(SOCK_CONNECTION, op->dart_port, fd, listener->family, &error);
   if (s == NULL) {
     os_socket_close(fd);
     return error;
@@ -312,7 +329,9 @@ void sock_op_ended(tcp_op *op) {
     else discard(op);
     sock_stream_receive_ended(s, result, os_error);
   } else {
+    tcp_sock *member = op->member;
     sock_complete(op, result, result < 0 ? os_error : 0);
+    if (member != NULL) shared_member_accept_ended(member);
   }
   if (!s->closing) {
     pump_reads(s);
@@ -330,6 +349,7 @@ void sock_released(tcp_sock *s) {
   ZT_ASSERT(s->closing && s->release_requested && s->inflight == 0);
   ZT_ASSERT(queue_empty(&s->reads) && queue_empty(&s->writes) && queue_empty(&s->accepts));
   ZT_ASSERT(s->connect_op == NULL && s->stream == NULL);
+  ZT_ASSERT(s->group_members == 0 && !s->in_group_table); /* a group outlives its members */
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
   if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);
   handles_remove(s);

@@ -48,6 +48,14 @@ struct tcp_sock {
   tcp_op *connect_op;        /* the pending connect, if any */
   tcp_op *close_op;          /* the pending close, if any */
   tcp_op *stream;            /* the read stream's anchor (OP_READ_STREAM), if one runs */
+  /* Shared listeners (shared.c): a member is the handle one tcp_listen with
+   * TCP_LISTEN_SHARED returned; it owns no OS socket (fd is its group's) and
+   * its accepts run on the group's listener, which is hidden from callers. */
+  tcp_sock *group;           /* member: the group's listener */
+  uint32_t group_members;    /* group listener: members still open */
+  int32_t member_accepts;    /* member: its accepts not yet ended */
+  bool hidden;               /* a group's listener: no caller may use its handle */
+  bool in_group_table;       /* a group's listener others may still join */
   bool stream_stopping;      /* tcp_read_stream_stop seen: no new receives */
   bool stream_receiving;     /* one of its receives is in the read queue */
   int64_t stream_window;     /* bytes it may post beyond those acknowledged */
@@ -84,6 +92,19 @@ void sock_queue_read(tcp_sock *s, tcp_op *op);
 bool sock_stream_stop_receive(tcp_sock *s);
 /* stream.c -> sock.c: the op's outcome is final; post it. */
 void sock_complete(tcp_op *op, int64_t result, int64_t os_error);
+
+/* Shared listeners (shared.c). */
+/* The group listening on addr (bound, port != 0) that new members may join. */
+tcp_sock *shared_find(const struct sockaddr_storage *addr, bool v6_only);
+/* Makes listener (just created on addr) a group others can join. */
+bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, bool v6_only);
+/* A new member of group for dart_port; NULL with *error on failure. */
+tcp_sock *shared_join(tcp_sock *group, int64_t dart_port, int32_t *error);
+/* sock.c -> shared.c: a member begins closing / one of its accepts ended. */
+void shared_member_closing(tcp_sock *member);
+void shared_member_accept_ended(tcp_sock *member);
+/* sock.c -> shared.c: a group listener begins closing: nobody joins it now. */
+void shared_forget(tcp_sock *group);
 
 /* I/O thread: the backend reported op (its outcome is in op->result etc.). */
 void sock_op_ended(tcp_op *op);

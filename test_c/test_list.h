@@ -25,6 +25,8 @@
   X(connection_refused) \
   X(address_in_use) \
   X(listen_shared) \
+  X(listen_reuse_port) \
+  X(listen_shared_two_ports) \
   X(connect_timeout) \
   X(close_while_read_pending) \
   X(close_while_next_read_pending) \

@@ -20,6 +20,14 @@ int64_t h_listen(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t ba
   return l;
 }
 
+int64_t h_listen_mode(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port, int32_t mode) {
+  int64_t l = tcp_listen(port, addr, addr_len, tcp_port, 0, 1, mode);
+  if (l <= 0) FAILF("tcp_listen (mode %d) returned %lld (%s), os error %d", (int)mode, (long long)l,
+                    h_code_name(l), (int)tcp_last_os_error());
+  h_remember_port(l, port);
+  return l;
+}
+
 int64_t h_connect(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port,
                   int64_t timeout_ms, int64_t *handle) {
   int64_t id = h_new_id();

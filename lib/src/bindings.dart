@@ -49,6 +49,13 @@ const int TCP_ERR_NOT_CONNECTED = -31;
 const int TCP_ERR_ADDRESS_FAMILY = -32;
 const int TCP_ERR_OS = -99;
 
+/// tcp_listen's `shared`: dart:io's shared listeners (one OS socket for the
+/// listeners of this process on one address and port).
+const int TCP_LISTEN_SHARED = 1;
+
+/// tcp_listen's `shared`: SO_REUSEPORT (not on Windows).
+const int TCP_LISTEN_REUSE_PORT = 2;
+
 /// Largest bytes_max for one tcp_read.
 const int TCP_READ_BYTES_MAX = 64 * 1024 * 1024;
 

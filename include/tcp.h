@@ -186,7 +186,10 @@ TCP_API int32_t tcp_last_os_error(void);
 /* ---- listeners ----------------------------------------------------------- */
 
 /* Creates a listening socket, synchronously. addr is 4 (IPv4) or 16 (IPv6)
- * address bytes in network order; port 0 picks an ephemeral port (read it back
+ * address bytes in network order, or 20: 16 IPv6 bytes followed by the IPv6
+ * scope id as a uint32 in host byte order (the interface index of a link-local
+ * address, e.g. if_nametoindex("eth0") for fe80::1%eth0; dart:io's
+ * InternetAddress keeps it after the '%'); port 0 picks an ephemeral port (read it back
  * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
  * IPv6 addresses. Completions of accepts go to dart_port. shared is one of:
  *   0                      an exclusive listener: another bind of the same
@@ -219,7 +222,8 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
 
 /* ---- connections ---------------------------------------------------------- */
 
-/* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
+/* Starts connecting to addr:port (addr as for tcp_listen, scope id included:
+ * a link-local destination needs one). source_addr (likewise) may be
  * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
  * timeout_ms <= 0 means no timeout (the OS's own limit applies). The deadline
  * is the engine's own, the same on every backend: when it passes, the connect
@@ -311,6 +315,10 @@ TCP_API void tcp_close_finalizer(void *token);
  * returns its length (4 or 16), or a TCP_ERR_*. */
 TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out);
 TCP_API int32_t tcp_remote_address(int64_t connection, uint8_t *addr_out);
+/* The IPv6 scope id (interface index, >= 0; 0 for none and for IPv4) of the
+ * local / remote address, or a TCP_ERR_*. */
+TCP_API int64_t tcp_local_scope_id(int64_t handle);
+TCP_API int64_t tcp_remote_scope_id(int64_t connection);
 /* Returns the local / remote port (0..65535) or a TCP_ERR_*. */
 TCP_API int32_t tcp_local_port(int64_t handle);
 TCP_API int32_t tcp_remote_port(int64_t connection);

@@ -343,18 +343,33 @@ TCP_API void tcp_close_finalizer(void *token) {
 
 /* ---- synchronous accessors ------------------------------------------------ */
 
-static int32_t address_of(int64_t handle, bool remote, uint8_t *addr_out, int32_t *port_out) {
+/* The local or remote address of handle into *sa: TCP_OK or an error. */
+static int32_t query_address(int64_t handle, bool remote, struct sockaddr_storage *sa) {
   last_os_error = 0;
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = remote ? lookup_kind(handle, SOCK_CONNECTION, &error) : lookup(handle, &error);
-  struct sockaddr_storage sa;
-  int os_error = s ? os_get_address(s->fd, remote, &sa) : 0;
+  int os_error = s ? os_get_address(s->fd, remote, sa) : 0;
   engine_unlock();
   if (s == NULL) return error;
   if (os_error != 0) return fail_os(os_error);
-  return sockaddr_to_bytes(&sa, addr_out, port_out);
+  return TCP_OK;
 }
+
+static int32_t address_of(int64_t handle, bool remote, uint8_t *addr_out, int32_t *port_out) {
+  struct sockaddr_storage sa;
+  int32_t rc = query_address(handle, remote, &sa);
+  return rc != TCP_OK ? rc : sockaddr_to_bytes(&sa, addr_out, port_out);
+}
+
+static int64_t scope_id_of(int64_t handle, bool remote) {
+  struct sockaddr_storage sa;
+  int32_t rc = query_address(handle, remote, &sa);
+  return rc != TCP_OK ? rc : sockaddr_scope_id(&sa);
+}
+
+TCP_API int64_t tcp_local_scope_id(int64_t handle) { return scope_id_of(handle, false); }
+TCP_API int64_t tcp_remote_scope_id(int64_t connection) { return scope_id_of(connection, true); }
 
 TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out) {
   if (addr_out == NULL) return TCP_ERR_INVALID_ARGUMENT;

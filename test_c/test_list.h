@@ -27,6 +27,7 @@
   X(listen_shared) \
   X(listen_reuse_port) \
   X(listen_shared_two_ports) \
+  X(ipv6_scope_id) \
   X(connect_timeout) \
   X(close_while_read_pending) \
   X(close_while_next_read_pending) \

@@ -1,6 +1,7 @@
 /*
  * test_options.c -- socket options and listen / connect variants: keep-alive
- * and no-delay, shared listeners, a connect from a chosen source address.
+ * and no-delay, shared listeners (dart:io groups, SO_REUSEPORT), a connect from a
+ * chosen source address, IPv6 scope ids.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,3 +129,82 @@ void test_connect_source_address(void) {
   h_close_wait(s);
   h_close_wait(l);
 }
+
+/* IPv6 scope ids travel both ways: a link-local address (fe80::1 on lo, in a
+ * network namespace this test makes) with the interface's index as its scope
+ * id; without one, the connect is refused by the OS. Needs root and `ip`. */
+#if defined(_WIN32)
+void test_ipv6_scope_id(void) { SKIP("makes a Linux network namespace"); }
+#else
+#include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
+
+static char g_scope_ns[40];
+static int g_host_netns = -1;
+
+static void scope_netns_down(void) {
+  if (g_host_netns >= 0) {
+    if (setns(g_host_netns, CLONE_NEWNET) != 0) perror("setns back");
+    close(g_host_netns);
+    g_host_netns = -1;
+  }
+  if (g_scope_ns[0] != '\0') {
+    char cmd[96];
+    snprintf(cmd, sizeof cmd, "ip netns del %s 2>/dev/null", g_scope_ns);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove netns %s\n", g_scope_ns);
+    g_scope_ns[0] = '\0';
+  }
+}
+
+/* This thread enters a fresh namespace whose lo has fe80::1/64. */
+static void enter_link_local_netns(void) {
+  if (geteuid() != 0) SKIP("needs root to make a network namespace");
+  snprintf(g_scope_ns, sizeof g_scope_ns, "zigtcp_scope_%d", (int)getpid());
+  char cmd[200];
+  snprintf(cmd, sizeof cmd, "ip netns add %s 2>/dev/null", g_scope_ns);
+  if (system(cmd) != 0) {
+    g_scope_ns[0] = '\0';
+    SKIP("`ip netns add` failed: no network namespaces here");
+  }
+  h_at_test_end(scope_netns_down);
+  snprintf(cmd, sizeof cmd, "ip -n %s link set lo up && ip -n %s addr add fe80::1/64 dev lo", g_scope_ns,
+           g_scope_ns);
+  CHECK(system(cmd) == 0);
+  g_host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  snprintf(cmd, sizeof cmd, "/var/run/netns/%s", g_scope_ns);
+  int ns = open(cmd, O_RDONLY | O_CLOEXEC);
+  CHECK(g_host_netns >= 0 && ns >= 0);
+  CHECK(setns(ns, CLONE_NEWNET) == 0); /* this thread only: its sockets live there */
+  close(ns);
+}
+
+void test_ipv6_scope_id(void) {
+  enter_link_local_netns();
+  uint32_t lo = if_nametoindex("lo");
+  CHECK(lo > 0);
+  uint8_t ll[20] = {0xfe, 0x80, [15] = 1};
+  memcpy(ll + 16, &lo, sizeof(lo));
+  int64_t port = h_port();
+  int64_t l = h_listen_mode(port, ll, 20, 0, 0);
+  CHECK_EQ(tcp_local_scope_id(l), (int64_t)lo);
+  int32_t p = tcp_local_port(l);
+  int64_t bare = 0; /* fe80::1 with no scope: the OS cannot tell the interface */
+  CHECK_EQ(h_result(h_connect(port, ll, 16, p, 0, &bare)), TCP_ERR_INVALID_ARGUMENT);
+  int64_t acc = h_accept(l), c = 0;
+  CHECK_EQ(h_result(h_connect(port, ll, 20, p, 0, &c)), 0);
+  int64_t s = h_accepted(acc);
+  CHECK_EQ(tcp_remote_scope_id(c), (int64_t)lo);
+  CHECK_EQ(tcp_local_scope_id(c), (int64_t)lo);
+  CHECK_EQ(tcp_remote_scope_id(s), (int64_t)lo);
+  uint8_t got[16];
+  CHECK_EQ(tcp_remote_address(c, got), 16);
+  CHECK(memcmp(got, ll, 16) == 0);
+  h_write_all(c, "hi", 2);
+  CHECK_EQ(h_result(h_read(s, 2)), 2);
+  CHECK_EQ(tcp_local_scope_id(0x7777777700000003ll), TCP_ERR_BAD_HANDLE);
+  int64_t all[] = {bare, c, s, l};
+  for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) h_close_wait(all[i]);
+}
+#endif

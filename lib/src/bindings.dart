@@ -173,6 +173,17 @@ external int tcp_local_port(int handle);
     symbol: 'tcp_remote_port', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_remote_port(int connection);
 
+/// The IPv6 scope id (interface index; 0 for none and for IPv4) of the local
+/// / remote address. Addresses passed to tcp_listen / tcp_connect carry one as
+/// 4 more bytes (20 in all, host byte order).
+@Native<Int64 Function(Int64)>(
+    symbol: 'tcp_local_scope_id', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_local_scope_id(int handle);
+
+@Native<Int64 Function(Int64)>(
+    symbol: 'tcp_remote_scope_id', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_remote_scope_id(int connection);
+
 @Native<Int32 Function(Int64)>(
     symbol: 'tcp_get_keep_alive', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_get_keep_alive(int connection);

@@ -143,6 +143,7 @@ void main() {
     await p.send(total);
     await p.peer.close();
     await ended.future;
+    await sub.cancel();
     await p.close();
   });
 
@@ -236,6 +237,7 @@ void main() {
     await ended.future;
     expect(delivered, window);
     expect(errors, isEmpty);
+    await sub.cancel();
     await p.close();
   });
 
@@ -263,6 +265,7 @@ void main() {
     await ended.future;
     expect(events.last, 'done after $total');
     expect(events.length, greaterThan(1));
+    await sub.cancel();
     // Only the stream side ended; the sink works until it is closed.
     p.socket.add(<int>[1]);
     await p.socket.close();
@@ -309,6 +312,7 @@ void main() {
     await ended.future;
     expect(events.sublist(events.length - 2),
         <String>['error after 1000', 'done']);
+    await sub.cancel();
     socket.destroy();
   });
 }

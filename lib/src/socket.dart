@@ -74,10 +74,11 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// waits in Dart for a paused listener.
   ///
   /// 256 KiB is four of the engine's receives (it asks the kernel for at most
-  /// 64 KiB at a time): the I/O thread can go on receiving while the isolate
-  /// handles and acknowledges earlier chunks, so an unpaused listener does
-  /// not wait for an acknowledgement's round trip; and a paused socket holds
-  /// at most 256 KiB in Dart. dart:io holds at most one read's worth for a
+  /// 64 KiB at a time, STREAM_RECEIVE_BYTES_MAX in src/stream.c): the I/O
+  /// thread can go on receiving while the isolate handles and acknowledges
+  /// earlier chunks, so an unpaused listener does not wait for an
+  /// acknowledgement's round trip; and a paused socket holds at most 256 KiB
+  /// in Dart. dart:io holds at most one read's worth for a
   /// paused listener: on Linux a read takes all the kernel has queued
   /// (`_NativeSocket.read` reads `available`, i.e. FIONREAD, bounded by the
   /// receive buffer, up to `tcp_rmem`'s 6 MiB by default), on Windows one

@@ -4,8 +4,10 @@ part of 'engine.dart';
 /// engine handle.
 ///
 /// Reads are served one at a time in call order, and so are writes; reads and
-/// writes run concurrently. A Connection that is garbage collected without
-/// [close] is closed by a native finalizer.
+/// writes run concurrently. While a read stream runs on the connection (a
+/// ZigSocket whose stream is listened to), [read] fails with a
+/// [StateError]. A Connection that is garbage collected without [close] is
+/// closed by a native finalizer.
 final class Connection implements Finalizable {
   Connection._(this._handle, this._io) {
     _closeFinalizer.attach(this, Pointer<Void>.fromAddress(_handle),
@@ -19,6 +21,20 @@ final class Connection implements Finalizable {
   final int _handle;
   final _IOService _io;
   Future<void>? _closed;
+
+  /// Bytes a stopped [ReadStream] received that nobody consumed, in stream
+  /// order; [read] returns them before asking the engine for more.
+  final Queue<Uint8List> _unread = Queue<Uint8List>();
+
+  /// How a stopped read stream ended when it ended on its own (end of stream
+  /// or an error raced the stop): [read] reports it after [_unread].
+  _Completion? _unreadEnd;
+
+  /// Non-null from a read stream's stop until the reads after it consumed
+  /// what it left: every [read] then waits for this future (the previous
+  /// read's turn, or the stream's final completion) before it runs, so the
+  /// reads keep their call order.
+  Future<void>? _readGate;
 
   /// Connects to [host] on [port], as dart:io's `Socket.connect` does.
   ///
@@ -58,18 +74,68 @@ final class Connection implements Finalizable {
     return attempt;
   }
 
-  /// Reads up to [maxBytes] bytes (1..TCP_READ_BYTES_MAX). Completes with the
-  /// bytes, or null at end of stream (the peer shut down its write side).
+  /// Reads up to [maxBytes] bytes (1..TCP_READ_BYTES_MAX), one engine read
+  /// (tcp_read). Completes with the bytes, or null at end of stream (the peer
+  /// shut down its write side).
+  ///
+  /// While a read stream runs on this connection (the stream of a
+  /// ZigSocket on it is listened to) the engine refuses the read
+  /// (TCP_ERR_BUSY) and the future fails with a [StateError]: cancel that
+  /// subscription first. After the cancel, reads carry on exactly where the
+  /// stream stopped: the bytes the stream received but did not deliver come
+  /// first, nothing is lost or reordered.
   Future<Uint8List?> read([int maxBytes = defaultReadSize]) async {
     RangeError.checkValueInInterval(
         maxBytes, 1, TCP_READ_BYTES_MAX, 'maxBytes');
+    final Future<void>? gate = _readGate;
+    if (gate == null && !_hasUnread) return _readFromEngine(maxBytes);
+    // A read stream was stopped: what it left comes first, and the reads
+    // take turns until it is consumed.
+    final Completer<void> turn = Completer<void>();
+    _readGate = turn.future;
+    try {
+      if (gate != null) await gate;
+      if (_hasUnread) return _takeUnread(maxBytes);
+      return await _readFromEngine(maxBytes);
+    } finally {
+      turn.complete();
+      // The last read in line, with nothing left over: reads go straight to
+      // the engine again.
+      if (identical(_readGate, turn.future) && !_hasUnread) _readGate = null;
+    }
+  }
+
+  Future<Uint8List?> _readFromEngine(int maxBytes) async {
     final int requestId = _io.newRequestId();
     final int rc = tcp_read(_handle, requestId, maxBytes);
+    if (rc == TCP_ERR_BUSY) {
+      throw StateError('Connection.read() while a read stream runs on the '
+          'connection (the stream of a ZigSocket on it is listened to): '
+          'cancel that subscription first');
+    }
     if (rc < 0) throw _syncError(rc, 'Read failed');
     final _Completion done = await _io.expect(requestId, _kindPlain);
     if (done.result > 0) return done.payload as Uint8List;
     if (done.result == 0) return null;
     throw _socketError(done.result, done.osError, 'Read failed');
+  }
+
+  bool get _hasUnread => _unread.isNotEmpty || _unreadEnd != null;
+
+  /// The next bytes (at most [maxBytes]) a stopped read stream left, or,
+  /// once they are consumed, the end it reached: null at end of stream, an
+  /// exception for an error.
+  Uint8List? _takeUnread(int maxBytes) {
+    if (_unread.isNotEmpty) {
+      final Uint8List first = _unread.removeFirst();
+      if (first.length <= maxBytes) return first;
+      _unread.addFirst(Uint8List.sublistView(first, maxBytes));
+      return Uint8List.sublistView(first, 0, maxBytes);
+    }
+    final _Completion end = _unreadEnd!;
+    _unreadEnd = null;
+    if (end.result == 0) return null;
+    throw _socketError(end.result, end.osError, 'Read failed');
   }
 
   /// Writes [count] bytes of [bytes] from [offset] (default: all of them).
@@ -135,7 +201,12 @@ final class Connection implements Finalizable {
   /// Whether [close] was called.
   bool get isClosed => _closed != null;
 
-  Future<void> _close() => _closeHandle(this, _io, _handle);
+  Future<void> _close() {
+    // Nobody can read them any more.
+    _unread.clear();
+    _unreadEnd = null;
+    return _closeHandle(this, _io, _handle);
+  }
 
   /// The local address.
   InternetAddress get address => _localAddressOf(_handle);

@@ -4,7 +4,8 @@
 // Every async operation follows tcp.h's rule: a negative return value means
 // the request was refused and no completion will come (we throw at once);
 // otherwise exactly one completion arrives for the request id, on the port
-// the handle was created with.
+// the handle was created with. A read stream (read_stream.dart) is the one
+// exception: DATA completions, then exactly one final completion.
 
 import 'dart:async';
 import 'dart:collection';
@@ -21,6 +22,7 @@ import 'bindings.dart';
 part 'io_service.dart';
 part 'connection.dart';
 part 'listener.dart';
+part 'read_stream.dart';
 
 /// The engine backend in use: "io_uring", "uv" or "iocp".
 ///

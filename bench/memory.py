@@ -130,12 +130,7 @@ def _client(binary, port, conns, size, cpu):
 def _finish_client(client):
     """Tells the client to close everything; returns an error text or None."""
     try:
-        client.stdin.write("close\n")
-        client.stdin.close()
-    except BrokenPipeError:
-        pass
-    try:
-        out, err = client.communicate(timeout=60)
+        out, err = client.communicate(input="close\n", timeout=60)
     except subprocess.TimeoutExpired:
         client.kill()
         out, err = client.communicate()

@@ -4,9 +4,16 @@
  * the server's memory.
  *
  *   idleclient --port P --conns N --size S [--sources K] [--timeout SECONDS]
+ *              [--server-pid PID]
  *
- * 1. Opens N connections to 127.0.0.1:P (at most 256 unfinished at a time, so
- *    the listen backlog never overflows). Connection i binds its source
+ * 1. Opens N connections to 127.0.0.1:P, at most 256 unfinished at a time, so
+ *    the server's listen backlog never overflows. Unfinished: not yet echoed,
+ *    or (S = 0, where no echo proves it) not yet accepted by the server, which
+ *    --server-pid lets the client see: the socket descriptors the server holds
+ *    in /proc/PID/fd, counted whenever the window is full. Without it a
+ *    connection counts as finished once connected; a server slower to accept
+ *    than the kernel is to complete handshakes then overflows its backlog, and
+ *    the overflow waits for SYN-ACK retransmits. Connection i binds its source
  *    address to 127.0.0.(2 + i % K) (K = --sources, default 8) with
  *    IP_BIND_ADDRESS_NO_PORT, so the kernel picks the source port at connect
  *    time per 4-tuple: 15,000 connections never run one address out of
@@ -27,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +47,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -60,6 +69,7 @@ typedef struct conn {
 static int opt_port, opt_conns, opt_sources = 8;
 static size_t opt_size;
 static double opt_timeout_s = 120;
+static int opt_server_pid; /* 0: unknown */
 static conn *conns;
 static int epfd;
 static uint8_t *pattern;
@@ -83,7 +93,7 @@ static double now_s(void) {
 
 static void usage(void) {
   fprintf(stderr, "usage: idleclient --port P --conns N (1..%d) --size BYTES (0..%d) [--sources K (1..%d)] "
-                  "[--timeout SECONDS]\n", CONNS_MAX, SIZE_MAX_BYTES, SOURCES_MAX);
+                  "[--timeout SECONDS] [--server-pid PID]\n", CONNS_MAX, SIZE_MAX_BYTES, SOURCES_MAX);
   exit(2);
 }
 
@@ -95,10 +105,12 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--size") == 0) opt_size = (size_t)strtoul(v, NULL, 10);
     else if (strcmp(a, "--sources") == 0) opt_sources = atoi(v);
     else if (strcmp(a, "--timeout") == 0) opt_timeout_s = atof(v);
+    else if (strcmp(a, "--server-pid") == 0) opt_server_pid = atoi(v);
     else usage();
   }
   if (argc % 2 == 0 || opt_port <= 0 || opt_port > 65535 || opt_conns < 1 || opt_conns > CONNS_MAX ||
-      opt_size > SIZE_MAX_BYTES || opt_sources < 1 || opt_sources > SOURCES_MAX || opt_timeout_s <= 0)
+      opt_size > SIZE_MAX_BYTES || opt_sources < 1 || opt_sources > SOURCES_MAX || opt_timeout_s <= 0 ||
+      opt_server_pid < 0)
     usage();
 }
 
@@ -188,13 +200,49 @@ static bool step(int index, uint32_t events) {
   return false;
 }
 
-/* Connects all N and echoes one message on each, IN_FLIGHT_MAX at a time. */
+/* Socket descriptors the server holds (/proc/PID/fd), or -1. */
+static int server_sockets(void) {
+  char path[64], link[32];
+  snprintf(path, sizeof path, "/proc/%d/fd", opt_server_pid);
+  DIR *d = opendir(path);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    ssize_t len = readlinkat(dirfd(d), e->d_name, link, sizeof link);
+    n += len >= 7 && memcmp(link, "socket:", 7) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
+/* How many connections the server surely has: echoed ones, or those it
+ * accepted (counted again, at most every 5 ms, when the window is full). */
+static int surely_served(int started, int done, int sockets_before) {
+  static int accepted;
+  static double counted_at;
+  int proven = opt_size > 0 ? done : 0;
+  if (sockets_before < 0) return done;
+  if (started - (accepted > proven ? accepted : proven) >= IN_FLIGHT_MAX && now_s() - counted_at > 0.005) {
+    int now_sockets = server_sockets();
+    if (now_sockets < 0) fail("server %d gone (/proc/%d/fd)", opt_server_pid, opt_server_pid);
+    accepted = now_sockets - sockets_before;
+    counted_at = now_s();
+  }
+  return accepted > proven ? accepted : proven;
+}
+
+/* Connects all N and echoes one message on each, IN_FLIGHT_MAX unfinished at
+ * a time. */
 static void connect_and_echo(double deadline) {
   int started = 0, done = 0;
+  int sockets_before = opt_server_pid ? server_sockets() : -1;
+  if (opt_server_pid && sockets_before < 0) fail("--server-pid %d: no /proc/%d/fd", opt_server_pid, opt_server_pid);
   struct epoll_event evs[512];
   while (done < opt_conns) {
-    while (started < opt_conns && started - done < IN_FLIGHT_MAX) start_connect(started++);
-    int n = epoll_wait(epfd, evs, 512, 100);
+    while (started < opt_conns && started - surely_served(started, done, sockets_before) < IN_FLIGHT_MAX)
+      start_connect(started++);
+    int n = epoll_wait(epfd, evs, 512, 10);
     if (n < 0 && errno != EINTR) fail("epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) done += step((int)evs[i].data.u32, evs[i].events);
     if (now_s() > deadline) {

@@ -686,7 +686,7 @@ def memory_plan(a):
 
 def run_memory(spec, plan, only):
     conns, sizes = plan
-    est_s = len(spec) * len(sizes) * sum(2.5 + n / 4000 for n in conns)
+    est_s = len(spec) * len(sizes) * sum(3 + n / 2000 for n in conns)
     print(f"memory per idle connection: {len(spec)} servers x N {','.join(map(str, conns))} x S "
           f"{','.join(memory.fmt_size(x) for x in sizes)}, a fresh server each (~{est_s / 60:.1f} min)", flush=True)
     return memory.run(spec, conns, sizes, lambda name, sp: Server(name, sp, "echo", 65536, SERVER_CPU),

@@ -65,6 +65,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_errors.c",
     "test_c/test_options.c",
     "test_c/test_isolates.c",
+    "test_c/test_portability.c",
 };
 
 const c_flags = [_][]const u8{

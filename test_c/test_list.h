@@ -3,7 +3,8 @@
  * the one place that names them (in the spirit of libuv's test/test-list.h).
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
- * test_options.c and test_isolates.c. suite.c makes the runner's table of it.
+ * test_options.c, test_isolates.c and test_portability.c. suite.c makes the
+ * runner's table of it.
  */
 #ifndef ZIG_TCP_TEST_LIST_H
 #define ZIG_TCP_TEST_LIST_H
@@ -43,7 +44,15 @@
   X(threads_as_isolates) \
   X(shutdown_with_pending) \
   X(keepalive_nodelay) \
-  X(bad_input)
+  X(bad_input) \
+  X(connect_unspecified_is_loopback) \
+  X(connect_v4_mapped) \
+  X(connect_source_port_only) \
+  X(relisten_while_connections_live) \
+  X(refused_loopback_connect_is_prompt) \
+  X(iocp_cancel_misses) \
+  X(iocp_accept_context_failure) \
+  X(iocp_error_mapping)
 
 #define TCP_SUITE_DECLARE(name) void test_##name(void);
 TCP_SUITE_TESTS(TCP_SUITE_DECLARE)

@@ -115,11 +115,14 @@ extern "C" {
   X(TCP_ERR_DART_API, -8, "Dart DL API data missing or of an incompatible version")                \
   X(TCP_ERR_BACKEND_FAILED, -9, "the I/O backend failed irrecoverably (restart the engine)")       \
   X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
-  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")                                   \
+  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")  /* also no ephemeral port left: */ \
+                                     /* EADDRNOTAVAIL; Windows: WSAENOBUFS from a bind or connect */ \
   X(TCP_ERR_CONNECTION_REFUSED, -22, "connection refused")                                         \
-  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer")                                     \
-  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted")                                         \
-  X(TCP_ERR_TIMED_OUT, -25, "timed out")                                                           \
+  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer") /* also Windows' WSAECONNABORTED: */ \
+                    /* the connection died under the program (libuv maps it so too; see errors.c) */ \
+  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted") /* Linux ECONNABORTED: killed locally */ \
+  X(TCP_ERR_TIMED_OUT, -25, "timed out")     /* a connect deadline, or the OS gave up on the peer */ \
+                 /* (retransmissions, keep-alive: ETIMEDOUT; Windows WSAETIMEDOUT, WSAENETRESET) */ \
   X(TCP_ERR_NETWORK_UNREACHABLE, -26, "network unreachable")                                       \
   X(TCP_ERR_HOST_UNREACHABLE, -27, "host unreachable")                                             \
   X(TCP_ERR_BROKEN_PIPE, -28, "broken pipe (connection shut down for writing)")                    \
@@ -176,9 +179,21 @@ TCP_API int32_t tcp_last_os_error(void);
  * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
  * IPv6 addresses. shared != 0 lets several listeners bind the same address and
  * port (SO_REUSEPORT on Linux, macOS and the BSDs); it never allows stealing a
- * port another socket holds without it. On Windows a listener is always
- * exclusive (SO_EXCLUSIVEADDRUSE) and shared != 0 gives TCP_ERR_UNSUPPORTED.
- * Completions of accepts go to dart_port.
+ * port another socket holds without it. On Windows shared != 0 gives
+ * TCP_ERR_UNSUPPORTED. Completions of accepts go to dart_port.
+ *
+ * RE-LISTENING on a fixed port (a restarted server) succeeds on every OS once
+ * no other listener holds the port, also while connections accepted by an old
+ * listener on it are open or in TIME_WAIT: Linux, macOS and the BSDs through
+ * SO_REUSEADDR (which never lets two listeners share a port there), Windows
+ * with no option at all (its default since Windows 2000; SO_EXCLUSIVEADDRUSE
+ * is not set because it refuses that bind until the old connections are gone,
+ * which is also why libuv and Go set nothing). A second listener on a port
+ * that is still listened on gets TCP_ERR_ADDRESS_IN_USE on every OS. One
+ * Windows rule remains: another program of the same user may listen on a
+ * specific address with a port this listener holds on the wildcard address,
+ * and take the connections to that address (Microsoft: "Using SO_REUSEADDR
+ * and SO_EXCLUSIVEADDRUSE").
  * Returns the listener handle (> 0) or a TCP_ERR_*. */
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared);
@@ -192,7 +207,15 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
 /* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
  * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
  * timeout_ms <= 0 means no timeout (the OS's own limit applies); on expiry the
- * connect completes with TCP_ERR_TIMED_OUT. Returns the new handle (> 0) at
+ * connect completes with TCP_ERR_TIMED_OUT.
+ * The same on every OS: the unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0)
+ * means this host's loopback address (Linux's rule; on Windows, which refuses
+ * it, the engine converts it as libuv does). An IPv4-mapped address
+ * (::ffff:a.b.c.d) reaches the IPv4 host (on Windows the engine clears
+ * IPV6_V6ONLY on connect sockets; elsewhere the OS default decides, which
+ * FreeBSD's net.inet6.ip6.v6only=1 forbids). A connect to a loopback port
+ * nobody listens on fails with TCP_ERR_CONNECTION_REFUSED at once (on Windows
+ * 10 1709 and later: older Windows retransmits the SYN for about 2 s first). Returns the new handle (> 0) at
  * once -- it may be closed while the connect is pending -- and the connect
  * completes later with 0 or an error. After a failed connect the handle must
  * still be closed. Completions go to dart_port. */

@@ -207,18 +207,22 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
 /* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
  * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
  * timeout_ms <= 0 means no timeout (the OS's own limit applies); on expiry the
- * connect completes with TCP_ERR_TIMED_OUT.
- * The same on every OS: the unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0)
- * means this host's loopback address (Linux's rule; on Windows, which refuses
- * it, the engine converts it as libuv does). An IPv4-mapped address
- * (::ffff:a.b.c.d) reaches the IPv4 host (on Windows the engine clears
- * IPV6_V6ONLY on connect sockets; elsewhere the OS default decides, which
- * FreeBSD's net.inet6.ip6.v6only=1 forbids). A connect to a loopback port
- * nobody listens on fails with TCP_ERR_CONNECTION_REFUSED at once (on Windows
- * 10 1709 and later: older Windows retransmits the SYN for about 2 s first). Returns the new handle (> 0) at
+ * connect completes with TCP_ERR_TIMED_OUT. Returns the new handle (> 0) at
  * once -- it may be closed while the connect is pending -- and the connect
  * completes later with 0 or an error. After a failed connect the handle must
- * still be closed. Completions go to dart_port. */
+ * still be closed. Completions go to dart_port.
+ *
+ * The same on every OS:
+ *   - The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) connects to this
+ *     host (Linux picks its loopback address, the BSDs a local one; Windows
+ *     refuses it, so there the engine converts it to loopback, as libuv does).
+ *   - An IPv4-mapped address (::ffff:a.b.c.d) reaches the IPv4 host: on
+ *     Windows the engine clears IPV6_V6ONLY on connect sockets; elsewhere the
+ *     OS default decides (Linux and macOS allow it, FreeBSD's default
+ *     net.inet6.ip6.v6only=1 does not).
+ *   - A connect to a loopback port nobody listens on fails with
+ *     TCP_ERR_CONNECTION_REFUSED at once (on Windows from 10 1709 on; older
+ *     Windows retransmits the SYN for about 2 s first). */
 TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t *addr,
                             int32_t addr_len, int32_t port, const uint8_t *source_addr,
                             int32_t source_addr_len, int32_t source_port, int64_t timeout_ms);

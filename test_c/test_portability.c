@@ -114,13 +114,15 @@ void test_connect_v4_mapped(void) {
   h_close_wait(l);
 }
 
-/* A port nobody listens on right now. */
-static int32_t free_port(int64_t port) {
-  int64_t tmp = h_listen(port, H_LOOPBACK4, 4, 0);
+/* A port nobody listens on right now, on loopback of addr's family. */
+static int32_t free_port_on(int64_t port, const uint8_t *addr, int32_t addr_len) {
+  int64_t tmp = h_listen(port, addr, addr_len, 0);
   int32_t p = tcp_local_port(tmp);
   h_close_wait(tmp);
   return p;
 }
+
+static int32_t free_port(int64_t port) { return free_port_on(port, H_LOOPBACK4, 4); }
 
 static void connect_from(int64_t port, int64_t l, const uint8_t *source, int32_t source_len, int32_t source_port) {
   int64_t a = h_accept(l);
@@ -198,6 +200,7 @@ void test_refused_loopback_connect_is_prompt(void) {
   CHECK_EQ(h_result(h_connect(port, H_LOOPBACK4, 4, p, 1000, &h)), TCP_ERR_CONNECTION_REFUSED);
   h_close_wait(h);
   if (!loopback6_available()) return;
+  p = free_port_on(port, H_LOOPBACK6, 16);
   CHECK_EQ(h_result(h_connect(port, H_LOOPBACK6, 16, p, 1000, &h)), TCP_ERR_CONNECTION_REFUSED);
   h_close_wait(h);
 }

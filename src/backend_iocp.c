@@ -64,7 +64,6 @@ typedef struct iocp_op {
   OVERLAPPED ov;        /* first: a packet's OVERLAPPED* leads to the op */
   SOCKET accept_fd;     /* accept: the pre-created socket */
   bool cancelled;       /* cancel() was called */
-  DWORD stashed_bytes;  /* its packet waits in the stash: the bytes it carried */
   unsigned char addrs[2 * ACCEPT_ADDR_BYTES];
 } iocp_op;
 
@@ -398,12 +397,8 @@ static void take_packets(iocp_backend *ib, ULONG n, bool to_stash) {
       continue;
     }
     tcp_op *op = op_from_ov(e->lpOverlapped);
-    if (!to_stash) {
-      completed_packet(ib, op, e->dwNumberOfBytesTransferred);
-      continue;
-    }
-    iop(op)->stashed_bytes = e->dwNumberOfBytesTransferred;
-    queue_push(&ib->stash, &op->backend_link);
+    if (to_stash) queue_push(&ib->stash, &op->backend_link);
+    else completed_packet(ib, op, e->dwNumberOfBytesTransferred);
   }
 }
 
@@ -424,7 +419,8 @@ static void report_stash(iocp_backend *ib) {
   qlink *l;
   while ((l = queue_pop(&ib->stash)) != NULL) {
     tcp_op *op = QUEUE_ENTRY(l, tcp_op, backend_link);
-    completed_packet(ib, op, iop(op)->stashed_bytes);
+    /* Dequeued, its OVERLAPPED holds the final status and byte count. */
+    completed_packet(ib, op, (DWORD)iop(op)->ov.InternalHigh);
   }
 }
 

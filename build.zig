@@ -37,6 +37,8 @@ const core_sources = [_][]const u8{
     "src/handles.c",
     "src/ops.c",
     "src/sock.c",
+    "src/stream.c",
+    "src/shared.c",
     "src/loop.c",
     "src/deadlines.c",
     "src/dart_post.c",
@@ -45,7 +47,7 @@ const core_sources = [_][]const u8{
     "src/platform.c",
 };
 /// Each backend's own files (Linux has io_uring and libuv, the run-time fallback).
-const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c" };
+const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c" };
 const uv_sources = [_][]const u8{"src/backend_uv.c"};
 const iocp_sources = [_][]const u8{"src/backend_iocp.c"};
 
@@ -65,6 +67,8 @@ const suite_sources = [_][]const u8{
     "test_c/test_errors.c",
     "test_c/test_options.c",
     "test_c/test_isolates.c",
+    "test_c/test_streams.c",
+    "test_c/test_backend_faults.c",
     "test_c/test_portability.c",
 };
 

@@ -63,6 +63,7 @@
 typedef struct iocp_op {
   OVERLAPPED ov;        /* first: a packet's OVERLAPPED* leads to the op */
   SOCKET accept_fd;     /* accept: the pre-created socket */
+  uint8_t *read_buffer; /* read: bytes_max bytes, held while the read waits (see issue_read) */
   bool cancelled;       /* cancel() was called */
   unsigned char addrs[2 * ACCEPT_ADDR_BYTES];
 } iocp_op;
@@ -145,11 +146,19 @@ static void after_issue(iocp_backend *ib, tcp_op *op, bool ok, DWORD bytes) {
   completed(ib, op, 0, err); /* failed at once: no packet is queued */
 }
 
+/* TODO(issue 13): a zero-byte WSARecv to learn readability, then a
+ * non-blocking receive, so that a waiting read holds no buffer; today the
+ * read's buffer is taken when it is issued. */
 static void issue_read(iocp_backend *ib, tcp_op *op) {
   memset(&iop(op)->ov, 0, sizeof(OVERLAPPED));
+  if (iop(op)->read_buffer == NULL) iop(op)->read_buffer = malloc(op->len);
+  if (iop(op)->read_buffer == NULL) {
+    sink_op_failed(ib->base.sink, op, TCP_ERR_NO_MEMORY, 0);
+    return;
+  }
   WSABUF buf;
   buf.len = (ULONG)op->len;
-  buf.buf = (char *)op->data;
+  buf.buf = (char *)iop(op)->read_buffer;
   DWORD bytes = 0, flags = 0;
   int rc = SOCKET_ERROR;
   if (ib->fault.read_error != 0) WSASetLastError((int)ib->fault.read_error);
@@ -344,6 +353,29 @@ static void completed_write(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err
   else issue_write(ib, op); /* short write: send the rest */
 }
 
+static void completed_read(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
+  iocp_op *o = iop(op);
+  uint8_t *buffer = o->read_buffer;
+  o->read_buffer = NULL;
+  if (err != 0 || bytes == 0) {
+    free(buffer);
+    if (err != 0) report_error(ib, op, err);
+    else sink_op_done(ib->base.sink, op, 0); /* end of stream */
+    return;
+  }
+  if (bytes > TCP_READ_COPY_BYTES_MAX) {
+    op_read_adopt(op, buffer);
+  } else {
+    bool copied = op_read_copy(op, buffer, bytes);
+    free(buffer);
+    if (!copied) {
+      sink_op_failed(ib->base.sink, op, TCP_ERR_NO_MEMORY, 0);
+      return;
+    }
+  }
+  sink_op_done(ib->base.sink, op, (int64_t)bytes);
+}
+
 static void completed(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
   /* After the early close the socket is gone: a connect that made it in time
    * cannot be finished, and an accepted socket has no listener to update from. */
@@ -359,10 +391,7 @@ static void completed(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
     case OP_ACCEPT:
       if (accept_finished(ib, op, err)) issue_accept(ib, op);
       return;
-    case OP_READ:
-      if (err != 0) report_error(ib, op, err);
-      else sink_op_done(ib->base.sink, op, (int64_t)bytes); /* 0 = end of stream */
-      return;
+    case OP_READ: completed_read(ib, op, bytes, err); return;
     case OP_WRITE: completed_write(ib, op, bytes, err); return;
     default: ZT_ASSERT(!"only connect, accept, read and write are overlapped"); return;
   }
@@ -465,6 +494,7 @@ static void iocp_submit(backend *b, tcp_op *op) {
   iocp_backend *ib = self(b);
   iocp_op *o = iop(op);
   o->accept_fd = INVALID_SOCKET;
+  o->read_buffer = NULL;
   o->cancelled = false;
   switch (op->kind) {
     case OP_CONNECT: issue_connect(ib, op); break;

@@ -37,14 +37,24 @@ int sockaddr_from_bytes(const uint8_t *addr, int32_t addr_len, int32_t port,
     memcpy(&v4->sin_addr, addr, 4);
     return (int)sizeof(*v4);
   }
-  if (addr_len == 16) {
+  if (addr_len == 16 || addr_len == 20) {
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons((uint16_t)port);
     memcpy(&v6->sin6_addr, addr, 16);
+    if (addr_len == 20) {
+      uint32_t scope_id;
+      memcpy(&scope_id, addr + 16, sizeof(scope_id)); /* host byte order: an interface index */
+      v6->sin6_scope_id = scope_id;
+    }
     return (int)sizeof(*v6);
   }
   return 0;
+}
+
+int64_t sockaddr_scope_id(const struct sockaddr_storage *sa) {
+  if (sa->ss_family != AF_INET6) return 0;
+  return (int64_t)((const struct sockaddr_in6 *)sa)->sin6_scope_id;
 }
 
 int32_t sockaddr_to_bytes(const struct sockaddr_storage *sa, uint8_t *addr_out, int32_t *port_out) {

@@ -18,8 +18,10 @@ final class Listener implements Finalizable {
   /// first result of [InternetAddress.lookup]) and [port] (0: ephemeral).
   ///
   /// [backlog] 0 means the OS default. [v6Only] applies to IPv6 addresses.
-  /// [shared] lets several listeners, also in other isolates, bind the same
-  /// address and port.
+  /// [shared] works as in dart:io: listeners of this process (in any isolate)
+  /// on the same address, port and [v6Only] share one OS listening socket,
+  /// and each connection goes to one of them that is accepting; closing one
+  /// leaves the others working. Other processes cannot bind the port.
   static Future<Listener> bind(Object address, int port,
       {int backlog = 0, bool v6Only = false, bool shared = false}) async {
     if (port < 0 || port > 65535) {
@@ -31,7 +33,7 @@ final class Listener implements Finalizable {
     final _IOService io = _IOService.instance;
     final int nativePort = io.nativePort;
     final int handle = tcp_listen(nativePort, raw.address, raw.length, port,
-        backlog, v6Only ? 1 : 0, shared ? 1 : 0);
+        backlog, v6Only ? 1 : 0, shared ? TCP_LISTEN_SHARED : 0);
     if (handle < 0) {
       final SocketException error = _syncError(
           handle, 'Failed to create server socket',

@@ -69,6 +69,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_isolates.c",
     "test_c/test_streams.c",
     "test_c/test_backend_faults.c",
+    "test_c/test_portability.c",
 };
 
 const c_flags = [_][]const u8{

@@ -129,11 +129,14 @@ extern "C" {
   X(TCP_ERR_BUSY, -10, "a read stream runs on this connection (tcp_read and a second stream wait for its end)") \
   X(TCP_ERR_STOPPED, -11, "read stream stopped by tcp_read_stream_stop")                            \
   X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
-  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")                                   \
+  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")  /* also no ephemeral port left: */ \
+                                     /* EADDRNOTAVAIL; Windows: WSAENOBUFS from a bind or connect */ \
   X(TCP_ERR_CONNECTION_REFUSED, -22, "connection refused")                                         \
-  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer")                                     \
-  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted")                                         \
-  X(TCP_ERR_TIMED_OUT, -25, "timed out")                                                           \
+  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer") /* also Windows' WSAECONNABORTED: */ \
+                    /* the connection died under the program (libuv maps it so too; see errors.c) */ \
+  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted") /* Linux ECONNABORTED: killed locally */ \
+  X(TCP_ERR_TIMED_OUT, -25, "timed out")     /* a connect deadline, or the OS gave up on the peer */ \
+                 /* (retransmissions, keep-alive: ETIMEDOUT; Windows WSAETIMEDOUT, WSAENETRESET) */ \
   X(TCP_ERR_NETWORK_UNREACHABLE, -26, "network unreachable")                                       \
   X(TCP_ERR_HOST_UNREACHABLE, -27, "host unreachable")                                             \
   X(TCP_ERR_BROKEN_PIPE, -28, "broken pipe (connection shut down for writing)")                    \
@@ -209,6 +212,19 @@ TCP_API int32_t tcp_last_os_error(void);
  *                          bind too; the kernel spreads connections. Windows:
  *                          TCP_ERR_UNSUPPORTED.
  * Any other value: TCP_ERR_INVALID_ARGUMENT.
+ *
+ * RE-LISTENING on a fixed port (a restarted server) succeeds on every OS once
+ * no other listener holds the port, also while connections accepted by an old
+ * listener on it are open or in TIME_WAIT: Linux, macOS and the BSDs through
+ * SO_REUSEADDR (which never lets two listeners share a port there), Windows
+ * with no option at all (its default since Windows 2000; SO_EXCLUSIVEADDRUSE
+ * is not set because it refuses that bind until the old connections are gone,
+ * which is also why libuv and Go set nothing). A second listener on a port
+ * that is still listened on gets TCP_ERR_ADDRESS_IN_USE on every OS. One
+ * Windows rule remains: another program of the same user may listen on a
+ * specific address with a port this listener holds on the wildcard address,
+ * and take the connections to that address (Microsoft: "Using SO_REUSEADDR
+ * and SO_EXCLUSIVEADDRUSE").
  * Returns the listener handle (> 0) or a TCP_ERR_*. */
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared);
@@ -232,7 +248,19 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
  * succeeds or fails on its own at that moment reports its own result. Returns the new handle (> 0) at
  * once -- it may be closed while the connect is pending -- and the connect
  * completes later with 0 or an error. After a failed connect the handle must
- * still be closed. Completions go to dart_port. */
+ * still be closed. Completions go to dart_port.
+ *
+ * The same on every OS:
+ *   - The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) connects to this
+ *     host (Linux picks its loopback address, the BSDs a local one; Windows
+ *     refuses it, so there the engine converts it to loopback, as libuv does).
+ *   - An IPv4-mapped address (::ffff:a.b.c.d) reaches the IPv4 host: on
+ *     Windows the engine clears IPV6_V6ONLY on connect sockets; elsewhere the
+ *     OS default decides (Linux and macOS allow it, FreeBSD's default
+ *     net.inet6.ip6.v6only=1 does not).
+ *   - A connect to a loopback port nobody listens on fails with
+ *     TCP_ERR_CONNECTION_REFUSED at once (on Windows from 10 1709 on; older
+ *     Windows retransmits the SYN for about 2 s first). */
 TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t *addr,
                             int32_t addr_len, int32_t port, const uint8_t *source_addr,
                             int32_t source_addr_len, int32_t source_port, int64_t timeout_ms);

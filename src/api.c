@@ -18,6 +18,13 @@ static int32_t fail_os(int os_error) {
   return error_from_os(os_error);
 }
 
+/* The same for a bind (or connect): Windows reports running out of ephemeral
+ * ports there as WSAENOBUFS (errors.c). */
+static int32_t fail_os_bind(int os_error) {
+  last_os_error = os_error;
+  return error_from_os_at_bind(os_error);
+}
+
 /* Without the lock: refuse early, before any socket call (on Windows a socket
  * call before tcp_init would fail with a confusing WSANOTINITIALISED). */
 static int32_t current_state_error(void) {
@@ -176,7 +183,7 @@ static int connect_source(const struct sockaddr_storage *peer, const uint8_t *so
 }
 
 /* Lock held: registers the connect of fd; returns the handle or an error. */
-static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket fd,
+static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket fd, bool source_bound,
                                 const struct sockaddr_storage *peer, int peer_len, int64_t timeout_ms) {
   int32_t error = engine_state_error();
   if (error != TCP_OK) return error;
@@ -188,6 +195,7 @@ static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket
     op_free(op);
     return error;
   }
+  s->source_bound = source_bound;
   memcpy(&op->addr, peer, sizeof(*peer));
   op->addr_len = peer_len;
   op->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
@@ -211,10 +219,10 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
   if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
   if (source_len != 0 && (os_error = os_bind(fd, &source, source_len)) != 0) {
     os_socket_close(fd);
-    return fail_os(os_error);
+    return fail_os_bind(os_error);
   }
   engine_lock();
-  int64_t handle = connect_register(dart_port, request_id, fd, &peer, peer_len, timeout_ms);
+  int64_t handle = connect_register(dart_port, request_id, fd, source_len != 0, &peer, peer_len, timeout_ms);
   engine_unlock();
   if (handle < 0) os_socket_close(fd);
   return handle;

@@ -38,6 +38,8 @@ struct tcp_sock {
   bool closing;              /* tcp_close or shutdown seen: no new ops */
   bool release_requested;    /* handed to the loop for backend->release */
   bool connected;            /* reads/writes may start (false while connecting) */
+  bool source_bound;         /* tcp_connect bound a source address (a backend that must bind
+                              * before connecting, IOCP's ConnectEx, then does not) */
   int32_t close_reason;      /* TCP_ERR_CLOSED or TCP_ERR_SHUTDOWN */
   int32_t inflight;          /* ops started and not yet ended */
   queue reads;               /* the head is the only one that may be in flight */

@@ -44,8 +44,10 @@ typedef struct tcp_op tcp_op;
  * IOCP keeps its OVERLAPPED and AcceptEx address buffers here (144 bytes). */
 #define OP_BACKEND_BYTES 144
 /* A write of up to this many bytes, and a read that returned up to this many,
- * keeps its bytes inside the op: a small message costs no allocation. */
-#define OP_INLINE_BYTES 256
+ * keeps its bytes inside the op: a small message costs no allocation. 128:
+ * every request/response message of the benchmark fits, and an idle
+ * connection's pending read record stays small (tcp.h: receive at scale). */
+#define OP_INLINE_BYTES 128
 #define OP_NO_DEADLINE UINT32_MAX
 
 struct tcp_op {

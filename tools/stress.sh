@@ -95,8 +95,10 @@ run_once() {
     return
   fi
   local why
-  why="$(grep -a -m1 -E 'ERROR: (Address|Thread|Leak)Sanitizer|runtime error|FAIL|^DBG' "$log")"
-  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && why="killed by the outer timeout; ${why}"
+  why="$(grep -a -m1 -E 'ERROR: (Address|Thread|Leak)Sanitizer|runtime error|panic:|FAIL' "$log")"
+  if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then why="killed by the outer timeout; ${why}"
+  elif [ "$rc" -gt 128 ]; then why="killed by signal $(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128))); ${why}"
+  fi
   echo "exit $rc: ${why:-no failure line (see the log)} [log: $log]"
 }
 

@@ -339,6 +339,7 @@ typedef struct request {
   int32_t conn;   /* the socket the request is on (a listener for accepts) */
   int64_t port;   /* where its completion must arrive */
   int64_t len;    /* write: bytes; read: bytes_max */
+  uint32_t order; /* write: its writer's record seq (the writer's call order) */
   int64_t result;
   uint64_t seq;   /* arrival order (fake VM, across ports) */
 } request;
@@ -353,6 +354,7 @@ typedef struct conn {
   int64_t close_id;   /* its close request (0: the test never closed it) */
   int32_t reads_pending;
   int32_t accepts_done;
+  uint32_t last_write_done[WRITERS_MAX + 1]; /* per writer: order of its last completed write */
   rx_parser rx;
 } conn;
 
@@ -401,7 +403,7 @@ static int conn_add(int64_t handle, int64_t port, bool listener) {
 
 /* Lock held. Registers a request before its call (its completion may arrive
  * before the call returns). Returns its id. */
-static int64_t request_begin(req_kind kind, int conn, int64_t len, int writer) {
+static int64_t request_begin(req_kind kind, int conn, int64_t len, int writer, uint32_t order) {
   uint32_t index = T.count;
   if (index / REQS_PER_CHUNK >= REQ_CHUNKS_MAX) {
     fprintf(stderr, "stress: more than %d requests in a round\n", REQ_CHUNKS_MAX * REQS_PER_CHUNK);
@@ -415,7 +417,7 @@ static int64_t request_begin(req_kind kind, int conn, int64_t len, int writer) {
   T.count++;
   request *r = req_at(index);
   *r = (request){.kind = (uint8_t)kind, .state = ST_CALLING, .writer = (int16_t)writer, .conn = conn,
-                 .port = T.conns[conn].port, .len = len};
+                 .port = T.conns[conn].port, .len = len, .order = order};
   if (kind == K_READ) T.conns[conn].reads_pending++;
   else T.nonread_pending++;
   if (kind == K_WRITE) {
@@ -534,7 +536,13 @@ static bool completion_account(const request *r) {
   T.completions++;
   if (r->result == TCP_ERR_CLOSED) T.closed_results++;
   switch (r->kind) {
-    case K_WRITE: T.writes_completed++; return false;
+    case K_WRITE:
+      T.writes_completed++;
+      if (r->order <= cn->last_write_done[r->writer])
+        fail("write %u of writer %d on conn %d completed after its write %u: not in call order", r->order,
+             r->writer, r->conn, cn->last_write_done[r->writer]);
+      cn->last_write_done[r->writer] = r->order;
+      return false;
     case K_ACCEPT:
       if (r->result > 0) cn->accepts_done++;
       return false;
@@ -627,15 +635,16 @@ static void issue_read(int conn_index) {
     return;
   }
   int64_t handle = cn->handle, bytes = cn->read_bytes;
-  int64_t id = request_begin(K_READ, conn_index, bytes, -1);
+  int64_t id = request_begin(K_READ, conn_index, bytes, -1, 0);
   pthread_mutex_unlock(&tracker_lock);
   request_end(id, tcp_read(handle, id, bytes));
 }
 
-static void issue_write(int conn_index, int writer, const uint8_t *bytes, size_t len) {
+/* bytes is a record of the writer's (seq: its call order). */
+static void issue_write(int conn_index, int writer, uint32_t seq, const uint8_t *bytes, size_t len) {
   pthread_mutex_lock(&tracker_lock);
   int64_t handle = T.conns[conn_index].handle;
-  int64_t id = request_begin(K_WRITE, conn_index, (int64_t)len, writer);
+  int64_t id = request_begin(K_WRITE, conn_index, (int64_t)len, writer, seq);
   pthread_mutex_unlock(&tracker_lock);
   request_end(id, tcp_write(handle, id, bytes, (int64_t)len));
 }
@@ -643,7 +652,7 @@ static void issue_write(int conn_index, int writer, const uint8_t *bytes, size_t
 static int64_t issue_accept(int listener) {
   pthread_mutex_lock(&tracker_lock);
   int64_t handle = T.conns[listener].handle;
-  int64_t id = request_begin(K_ACCEPT, listener, 0, -1);
+  int64_t id = request_begin(K_ACCEPT, listener, 0, -1, 0);
   pthread_mutex_unlock(&tracker_lock);
   request_end(id, tcp_accept(handle, id));
   return id;
@@ -659,7 +668,7 @@ static void close_conn(int conn_index) {
   }
   cn->closing = true;
   int64_t handle = cn->handle;
-  int64_t id = request_begin(K_CLOSE, conn_index, 0, -1);
+  int64_t id = request_begin(K_CLOSE, conn_index, 0, -1, 0);
   cn->close_id = id;
   pthread_mutex_unlock(&tracker_lock);
   request_end(id, tcp_close(handle, id));
@@ -670,7 +679,7 @@ static void close_conn(int conn_index) {
 static int issue_connect(int64_t port, int32_t tcp_port, int64_t *id) {
   pthread_mutex_lock(&tracker_lock);
   int conn_index = conn_add(0, port, false);
-  *id = request_begin(K_CONNECT, conn_index, 0, -1);
+  *id = request_begin(K_CONNECT, conn_index, 0, -1, 0);
   pthread_mutex_unlock(&tracker_lock);
   int64_t handle = tcp_connect(port, *id, LOOPBACK4, 4, tcp_port, NULL, 0, 0, 0);
   pthread_mutex_lock(&tracker_lock);
@@ -841,7 +850,7 @@ static void *writer_main(void *arg) {
       break;
     }
     size_t len = record_build(buffer, (uint32_t)writer, ++seq, step->body_len);
-    issue_write(conn_of_end(step->conn), writer, buffer, len);
+    issue_write(conn_of_end(step->conn), writer, seq, buffer, len);
     if (step->close_after >= 0) close_conn(conn_of_end(step->close_after));
   }
   if (buffer == NULL) fail("writer %d: out of memory", writer);
@@ -869,7 +878,7 @@ static void closer_close(const closer_step *step) {
   if (step->feed) {
     uint8_t record[RECORD_HEADER_BYTES + TINY_BODY_MAX];
     size_t len = record_build(record, (uint32_t)C.writers, ++closer_seq, step->spin % (TINY_BODY_MAX + 1));
-    issue_write(conn_of_end(step->conn ^ 1), C.writers, record, len);
+    issue_write(conn_of_end(step->conn ^ 1), C.writers, closer_seq, record, len);
   }
   spin(step->spin);
   if (step->yield) sched_yield();

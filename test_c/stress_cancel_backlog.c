@@ -885,6 +885,10 @@ static void closer_close(const closer_step *step) {
   close_conn(conn_of_end(step->conn));
 }
 
+/* The pairs' accepted ends complete on port_accepted, their connecting ends on
+ * port_connecting[p % 2]; the storm's listener on port_connecting[1], its
+ * clients on port_connecting[0]. */
+static int64_t port_accepted, port_connecting[2];
 static int storm_listener = -1, storm_clients[STORM_CONNECTS_MAX];
 static int32_t storm_tcp_port;
 
@@ -896,11 +900,14 @@ static bool storm_accepts_reached(const void *arg) {
 /* Connects arrive while the listener with pending accepts is closed. */
 static void closer_storm(void) {
   int64_t id;
-  for (int i = 0; i < P.storm_connects; i++) storm_clients[i] = issue_connect(T.conns[storm_listener].port, storm_tcp_port, &id);
+  for (int i = 0; i < P.storm_connects; i++)
+    storm_clients[i] = issue_connect(port_connecting[0], storm_tcp_port, &id);
   pthread_mutex_lock(&tracker_lock);
   bool reached = wait_for(storm_accepts_reached, NULL);
   pthread_mutex_unlock(&tracker_lock);
-  if (!reached) fail("accept storm: fewer than %d accepts completed within %" PRId64 " ms", P.storm_gate_accepts, C.timeout_ms);
+  if (!reached)
+    fail("accept storm: fewer than %d accepts completed within %" PRId64 " ms", P.storm_gate_accepts,
+         C.timeout_ms);
   spin(P.storm_spin);
   close_conn(storm_listener);
   if (P.storm_close_clients)
@@ -1007,7 +1014,6 @@ static void dump_outstanding(void) {
   printf("  %" PRId64 " non-read requests outstanding\n", T.nonread_pending);
 }
 
-static int64_t port_accepted, port_connecting[2];
 static pthread_t collectors[3];
 
 static void collectors_start(void) {
@@ -1191,7 +1197,8 @@ static void print_banner(void) {
          " replays the program), %d iterations, %d writers, %d pairs, %d writes each, sizes %s, ballast %d,"
          " in %d%% of rounds, storm %d%%\n",
          backend, entries ? ", ZIG_TCP_URING_ENTRIES=" : "", entries ? entries : "", C.seed, C.seed,
-         C.iterations, C.writers, C.pairs, C.writes, sizes_name(C.sizes), C.ballast_reads, C.ballast_percent, C.storm_percent);
+         C.iterations, C.writers, C.pairs, C.writes, sizes_name(C.sizes), C.ballast_reads, C.ballast_percent,
+         C.storm_percent);
 }
 
 int main(void) {

@@ -122,6 +122,7 @@ pub fn build(b: *std.Build) void {
         // Run-time fallback from io_uring to libuv (seccomp-blocked io_uring).
         const fallback = addTool(b, "tcp_fallback_test", &.{ "test_c/fallback_test.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
         b.installArtifact(fallback);
+        b.installArtifact(addTool(b, "stress_cancel_backlog", &.{ "test_c/stress_cancel_backlog.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared));
     }
 
     const demo = addTool(b, "echo_demo", &.{ "demo/echo_demo.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);

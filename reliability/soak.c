@@ -349,166 +349,201 @@ static void client_next_message(cconn *c, uint64_t idx, bool stopping) {
   else report_error("read refused");
 }
 
-static int run_client(const int32_t *tcp_ports, int nports, long conns, long seconds) {
-  g_role = "soak-client";
-  int64_t port = fake_dart_open_port();
+typedef struct client {
+  const int32_t *tcp_ports;
+  int nports;
+  long conns, seconds, started, connecting, warm, closed;
+  uint64_t corrupted, rounds_total, bytes_total;
+  long rss_warm, rss_end;
+  int64_t t_start, t_warm, t_stop, t_end_run, t_sample;
+  bool stopping;
+  int64_t port; /* the fake Dart port of every connection */
+  cconn *c;
+} client;
+
+/* Starts connects until CONNECTS_IN_FLIGHT are pending or all are started. */
+static void client_connect_more(client *cl) {
   const uint8_t lo[4] = {127, 0, 0, 1};
-  cconn *c = calloc((size_t)conns, sizeof *c);
-  long started = 0, connecting = 0, warm = 0, closed = 0;
-  uint64_t corrupted = 0, rounds_total = 0, bytes_total = 0;
-  long rss_warm = -1, rss_end = -1;
-  int64_t t_start = rel_now_ms(), t_warm = -1, t_stop = -1, t_end_run = -1, t_sample = 0;
-  bool stopping = false;
-  int64_t last_progress = rel_now_ms();
-  fd_completion batch[512];
-  while (closed < conns) {
-    while (started < conns && connecting < CONNECTS_IN_FLIGHT) {
-      cconn *cc = &c[started];
-      cc->seed = byte_stream_mix64(0x50a4ull + (uint64_t)started);
-      int32_t tcp_port = tcp_ports[started % nports]; /* connection i goes to server i % nports */
-      int64_t h = tcp_connect(port, make_id((uint64_t)started, K_CONNECT), lo, 4, tcp_port, NULL, 0, 0, 30000);
-      if (h <= 0) {
-        report_error("connect %ld refused: %s (os %d)", started, tcp_strerror(h), tcp_last_os_error());
-        cc->state = C_CLOSED;
-        closed++;
-      } else {
-        cc->h = h;
-        cc->state = C_CONNECTING;
-        connecting++;
-      }
-      started++;
+  while (cl->started < cl->conns && cl->connecting < CONNECTS_IN_FLIGHT) {
+    cconn *cc = &cl->c[cl->started];
+    cc->seed = byte_stream_mix64(0x50a4ull + (uint64_t)cl->started);
+    int32_t tcp_port = cl->tcp_ports[cl->started % cl->nports]; /* connection i goes to server i % nports */
+    int64_t h = tcp_connect(cl->port, make_id((uint64_t)cl->started, K_CONNECT), lo, 4, tcp_port, NULL, 0, 0, 30000);
+    if (h <= 0) {
+      report_error("connect %ld refused: %s (os %d)", cl->started, tcp_strerror(h), tcp_last_os_error());
+      cc->state = C_CLOSED;
+      cl->closed++;
+    } else {
+      cc->h = h;
+      cc->state = C_CONNECTING;
+      cl->connecting++;
     }
-    if (!stopping && t_warm >= 0 && rel_now_ms() - t_sample >= 10000) {
-      t_sample = rel_now_ms();
-      fprintf(stderr, "soak-client: t=%" PRId64 "s rss_kib=%ld round_trips=%" PRIu64 "\n", (t_sample - t_warm) / 1000,
-              rel_rss_kib(), rounds_total);
-    }
-    if (!stopping && t_warm >= 0 && rel_now_ms() - t_warm >= seconds * 1000) {
-      stopping = true;
-      t_stop = rel_now_ms();
-      rss_end = rel_rss_kib();
-    }
-    size_t n = fake_dart_next_batch(port, 200, batch, 512);
-    if (n == 0) {
-      int64_t quiet = rel_now_ms() - last_progress;
-      if (quiet > TEARDOWN_BOUND_MS) {
-        report_error("no completion for %d s with %ld connections not closed", TEARDOWN_BOUND_MS / 1000,
-                     conns - closed);
-        break;
-      }
-      continue;
-    }
-    last_progress = rel_now_ms();
-    for (size_t i = 0; i < n; i++) {
-      fd_completion *fc = &batch[i];
-      int kind = (int)(fc->request_id & 7);
-      uint64_t idx = (uint64_t)fc->request_id >> 3;
-      int64_t res = fc->result;
-      if (idx >= (uint64_t)conns) {
-        g_unexpected++;
-        fake_dart_release(fc);
-        continue;
-      }
-      cconn *cc = &c[idx];
-      switch (kind) {
-        case K_CONNECT:
-          connecting--;
-          if (cc->state != C_CONNECTING) unexpected("connect", idx, res);
-          if (res != 0) {
-            report_error("connect %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res), fc->payload_int);
-            client_close(cc, idx);
-            break;
-          }
-          cc->state = C_RUNNING;
-          g_conns_running++;
-          client_next_message(cc, idx, stopping);
-          break;
-        case K_WRITE:
-          if (cc->writes_pending == 0) unexpected("write", idx, res);
-          else cc->writes_pending--;
-          if (res < 0) {
-            report_error("write on %" PRIu64 ": %s", idx, tcp_strerror(res));
-            client_close(cc, idx);
-          }
-          break;
-        case K_READ:
-          if (!cc->read_pending) unexpected("read", idx, res);
-          cc->read_pending = false;
-          if (res > 0) {
-            if (fc->payload_kind != FD_PAYLOAD_BYTES || fc->len != (size_t)res) {
-              report_error("read payload mismatch");
-              break;
-            }
-            if (cc->recvd + (uint64_t)res > cc->queued) {
-              report_error("connection %" PRIu64 " got %" PRIu64 " bytes back, sent %" PRIu64, idx,
-                           cc->recvd + (uint64_t)res, cc->queued);
-            }
-            size_t good = byte_stream_first_diff(cc->seed, cc->recvd, fc->data, fc->len);
-            if (good < fc->len) {
-              corrupted += fc->len - good; /* from the first wrong byte to the end of the read */
-              report_error("connection %" PRIu64 ": stream byte %" PRIu64 " differs from what was sent", idx,
-                           cc->recvd + good);
-            }
-            cc->recvd += (uint64_t)res;
-            bytes_total += (uint64_t)res;
-            if (cc->recvd < cc->msg_end) {
-              if (tcp_read(cc->h, make_id(idx, K_READ), READ_MAX) == 0) cc->read_pending = true;
-              else report_error("read refused");
-            } else if (cc->state == C_RUNNING) {
-              cc->rounds++;
-              rounds_total++;
-              if (cc->rounds == 1 && ++warm == conns) {
-                t_warm = t_sample = rel_now_ms();
-                rss_warm = rel_rss_kib();
-                fprintf(stderr, "soak-client: warm: %ld connections through one round trip after %" PRId64 " ms\n",
-                        conns, t_warm - t_start);
-              }
-              client_next_message(cc, idx, stopping);
-            } else {
-              report_error("connection %" PRIu64 ": data after its half-close", idx);
-            }
-          } else if (res == 0) {
-            if (cc->state != C_DRAINING) report_error("connection %" PRIu64 ": unexpected end of stream", idx);
-            if (cc->recvd != cc->queued)
-              report_error("connection %" PRIu64 ": %" PRIu64 " bytes lost", idx, cc->queued - cc->recvd);
-            cc->eof = true;
-            client_close(cc, idx);
-          } else {
-            report_error("read on %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res), fc->payload_int);
-            client_close(cc, idx);
-          }
-          break;
-        case K_SHUTW:
-          if (!cc->shutw_pending) unexpected("shutdown_write", idx, res);
-          cc->shutw_pending = false;
-          if (res != 0) report_error("shutdown_write: %s", tcp_strerror(res));
-          break;
-        case K_CLOSE:
-          if (cc->state != C_CLOSING) unexpected("close", idx, res);
-          if (res != 0) report_error("close: %s", tcp_strerror(res));
-          cc->state = C_CLOSED;
-          closed++;
-          if (closed == conns) t_end_run = rel_now_ms();
-          break;
-        default:
-          unexpected("unknown kind", idx, res);
-      }
-      fake_dart_release(fc);
-    }
+    cl->started++;
   }
+}
+
+/* Every 10 s an RSS sample; after SECONDS the teardown begins. */
+static void client_tick(client *cl) {
+  if (cl->stopping || cl->t_warm < 0) return;
+  if (rel_now_ms() - cl->t_sample >= 10000) {
+    cl->t_sample = rel_now_ms();
+    fprintf(stderr, "soak-client: t=%" PRId64 "s rss_kib=%ld round_trips=%" PRIu64 "\n",
+            (cl->t_sample - cl->t_warm) / 1000, rel_rss_kib(), cl->rounds_total);
+  }
+  if (rel_now_ms() - cl->t_warm >= cl->seconds * 1000) {
+    cl->stopping = true;
+    cl->t_stop = rel_now_ms();
+    cl->rss_end = rel_rss_kib();
+  }
+}
+
+/* The echo of a message came back (all of it, or part). */
+static void client_on_data(client *cl, cconn *cc, uint64_t idx, const fd_completion *fc) {
+  int64_t res = fc->result;
+  if (fc->payload_kind != FD_PAYLOAD_BYTES || fc->len != (size_t)res) {
+    report_error("read payload mismatch");
+    return;
+  }
+  if (cc->recvd + (uint64_t)res > cc->queued)
+    report_error("connection %" PRIu64 " got %" PRIu64 " bytes back, sent %" PRIu64, idx, cc->recvd + (uint64_t)res,
+                 cc->queued);
+  size_t good = byte_stream_first_diff(cc->seed, cc->recvd, fc->data, fc->len);
+  if (good < fc->len) {
+    cl->corrupted += fc->len - good; /* from the first wrong byte to the end of the read */
+    report_error("connection %" PRIu64 ": stream byte %" PRIu64 " differs from what was sent", idx, cc->recvd + good);
+  }
+  cc->recvd += (uint64_t)res;
+  cl->bytes_total += (uint64_t)res;
+  if (cc->recvd < cc->msg_end) {
+    if (tcp_read(cc->h, make_id(idx, K_READ), READ_MAX) == 0) cc->read_pending = true;
+    else report_error("read refused");
+  } else if (cc->state == C_RUNNING) {
+    cc->rounds++;
+    cl->rounds_total++;
+    if (cc->rounds == 1 && ++cl->warm == cl->conns) {
+      cl->t_warm = cl->t_sample = rel_now_ms();
+      cl->rss_warm = rel_rss_kib();
+      fprintf(stderr, "soak-client: warm: %ld connections through one round trip after %" PRId64 " ms\n", cl->conns,
+              cl->t_warm - cl->t_start);
+    }
+    client_next_message(cc, idx, cl->stopping);
+  } else {
+    report_error("connection %" PRIu64 ": data after its half-close", idx);
+  }
+}
+
+static void client_on_read(client *cl, cconn *cc, uint64_t idx, const fd_completion *fc) {
+  int64_t res = fc->result;
+  if (!cc->read_pending) unexpected("read", idx, res);
+  cc->read_pending = false;
+  if (res > 0) {
+    client_on_data(cl, cc, idx, fc);
+  } else if (res == 0) {
+    if (cc->state != C_DRAINING) report_error("connection %" PRIu64 ": unexpected end of stream", idx);
+    if (cc->recvd != cc->queued)
+      report_error("connection %" PRIu64 ": %" PRIu64 " bytes lost", idx, cc->queued - cc->recvd);
+    cc->eof = true;
+    client_close(cc, idx);
+  } else {
+    report_error("read on %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(res), fc->payload_int);
+    client_close(cc, idx);
+  }
+}
+
+static void client_on_connect(client *cl, cconn *cc, uint64_t idx, const fd_completion *fc) {
+  cl->connecting--;
+  if (cc->state != C_CONNECTING) unexpected("connect", idx, fc->result);
+  if (fc->result != 0) {
+    report_error("connect %" PRIu64 ": %s (os %" PRId64 ")", idx, tcp_strerror(fc->result), fc->payload_int);
+    client_close(cc, idx);
+    return;
+  }
+  cc->state = C_RUNNING;
+  g_conns_running++;
+  client_next_message(cc, idx, cl->stopping);
+}
+
+static void client_on_completion(client *cl, const fd_completion *fc) {
+  int kind = (int)(fc->request_id & 7);
+  uint64_t idx = (uint64_t)fc->request_id >> 3;
+  int64_t res = fc->result;
+  if (idx >= (uint64_t)cl->conns) {
+    g_unexpected++;
+    return;
+  }
+  cconn *cc = &cl->c[idx];
+  switch (kind) {
+    case K_CONNECT: client_on_connect(cl, cc, idx, fc); break;
+    case K_WRITE:
+      if (cc->writes_pending == 0) unexpected("write", idx, res);
+      else cc->writes_pending--;
+      if (res < 0) {
+        report_error("write on %" PRIu64 ": %s", idx, tcp_strerror(res));
+        client_close(cc, idx);
+      }
+      break;
+    case K_READ: client_on_read(cl, cc, idx, fc); break;
+    case K_SHUTW:
+      if (!cc->shutw_pending) unexpected("shutdown_write", idx, res);
+      cc->shutw_pending = false;
+      if (res != 0) report_error("shutdown_write: %s", tcp_strerror(res));
+      break;
+    case K_CLOSE:
+      if (cc->state != C_CLOSING) unexpected("close", idx, res);
+      if (res != 0) report_error("close: %s", tcp_strerror(res));
+      cc->state = C_CLOSED;
+      cl->closed++;
+      if (cl->closed == cl->conns) cl->t_end_run = rel_now_ms();
+      break;
+    default: unexpected("unknown kind", idx, res);
+  }
+}
+
+/* Prints the figures; returns how many bytes never came back. */
+static uint64_t client_report(const client *cl) {
   long rss_after = rel_rss_kib();
   uint64_t lost = 0;
-  for (long i = 0; i < conns; i++) lost += c[i].queued - c[i].recvd;
-  double run_s = t_stop > t_warm && t_warm >= 0 ? (double)(t_stop - t_warm) / 1000.0 : 0;
-  printf("soak-client: connections=%ld warm_after_ms=%" PRId64 " run_s=%.1f teardown_ms=%" PRId64 "\n", conns,
-         t_warm >= 0 ? t_warm - t_start : -1, run_s, t_end_run >= 0 && t_stop >= 0 ? t_end_run - t_stop : -1);
-  printf("soak-client: round_trips=%" PRIu64 " echoed_bytes=%" PRIu64 " (%.1f MB/s, %.0f round trips/s)\n", rounds_total,
-         bytes_total, run_s > 0 ? bytes_total / run_s / 1e6 : 0, run_s > 0 ? rounds_total / run_s : 0);
-  printf("soak-client: rss_warm_kib=%ld rss_end_kib=%ld rss_after_close_kib=%ld\n", rss_warm, rss_end, rss_after);
+  for (long i = 0; i < cl->conns; i++) lost += cl->c[i].queued - cl->c[i].recvd;
+  double run_s = cl->t_stop > cl->t_warm && cl->t_warm >= 0 ? (double)(cl->t_stop - cl->t_warm) / 1000.0 : 0;
+  printf("soak-client: connections=%ld warm_after_ms=%" PRId64 " run_s=%.1f teardown_ms=%" PRId64 "\n", cl->conns,
+         cl->t_warm >= 0 ? cl->t_warm - cl->t_start : -1, run_s,
+         cl->t_end_run >= 0 && cl->t_stop >= 0 ? cl->t_end_run - cl->t_stop : -1);
+  printf("soak-client: round_trips=%" PRIu64 " echoed_bytes=%" PRIu64 " (%.1f MB/s, %.0f round trips/s)\n",
+         cl->rounds_total, cl->bytes_total, run_s > 0 ? cl->bytes_total / run_s / 1e6 : 0,
+         run_s > 0 ? cl->rounds_total / run_s : 0);
+  printf("soak-client: rss_warm_kib=%ld rss_end_kib=%ld rss_after_close_kib=%ld\n", cl->rss_warm, cl->rss_end,
+         rss_after);
   printf("soak-client: errors=%" PRIu64 " unexpected=%" PRIu64 " corrupted=%" PRIu64 " lost=%" PRIu64 "\n", g_errors,
-         g_unexpected, corrupted, lost);
-  free(c);
-  return g_errors || g_unexpected || corrupted || lost || t_warm < 0 ? 1 : 0;
+         g_unexpected, cl->corrupted, lost);
+  return lost;
+}
+
+static int run_client(const int32_t *tcp_ports, int nports, long conns, long seconds) {
+  g_role = "soak-client";
+  client cl = {.tcp_ports = tcp_ports, .nports = nports, .conns = conns, .seconds = seconds, .rss_warm = -1,
+               .rss_end = -1, .t_start = rel_now_ms(), .t_warm = -1, .t_stop = -1, .t_end_run = -1};
+  cl.port = fake_dart_open_port();
+  cl.c = calloc((size_t)conns, sizeof *cl.c);
+  int64_t last_progress = rel_now_ms();
+  fd_completion batch[512];
+  while (cl.closed < conns) {
+    client_connect_more(&cl);
+    client_tick(&cl);
+    size_t n = fake_dart_next_batch(cl.port, 200, batch, 512);
+    if (n == 0 && rel_now_ms() - last_progress > TEARDOWN_BOUND_MS) {
+      report_error("no completion for %d s with %ld connections not closed", TEARDOWN_BOUND_MS / 1000,
+                   conns - cl.closed);
+      break;
+    }
+    if (n > 0) last_progress = rel_now_ms();
+    for (size_t i = 0; i < n; i++) {
+      client_on_completion(&cl, &batch[i]);
+      fake_dart_release(&batch[i]);
+    }
+  }
+  uint64_t lost = client_report(&cl);
+  free(cl.c);
+  return g_errors || g_unexpected || cl.corrupted || lost || cl.t_warm < 0 ? 1 : 0;
 }
 
 /* "P1,P2,...": the servers' ports. Returns how many (0 on bad input). */

@@ -131,7 +131,7 @@ int64_t spare_id(void);             /* an id for a request that will be refused 
 bool is_error_code(int64_t c);
 int new_rec(bool listener, int64_t handle, int64_t port, int family);
 int add_req(kind k, int ri, int64_t port, int64_t len);
-void drop_req(void);                /* the request just added was refused */
+void drop_req(int32_t rc);          /* the request just added was refused with rc */
 bool peer_may_have_ended(int ri);   /* may ri's peer have shut down its write side? */
 void on_read_data(int ri, const uint8_t *data, size_t n);
 void require_reads_before_done(int idx); /* earlier reads and streams of its rec completed first */

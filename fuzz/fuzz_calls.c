@@ -61,7 +61,7 @@ static int connect_to(int li, int64_t port, int64_t timeout_ms) {
                           timeout_ms);
   if (!engine_up) {
     REQUIRE(h == TCP_ERR_NOT_INITIALIZED, "connect while down: %lld", (long long)h);
-    drop_req();
+    drop_req((int32_t)h);
     return -1;
   }
   REQUIRE(h > 0, "connect to loopback refused: %lld (%s, os %d)", (long long)h, tcp_strerror(h),
@@ -88,7 +88,7 @@ void op_accept(reader *in) {
   int32_t rc = tcp_accept(recs[li].handle, id_of(idx));
   int32_t want = expected_refusal(li);
   REQUIRE(rc == want, "accept on rec %d: got %d, expected %d", li, rc, want);
-  if (rc != 0) drop_req();
+  if (rc != 0) drop_req(rc);
 }
 
 static int64_t size_of_class(reader *in) {
@@ -120,7 +120,7 @@ void read_on(int ri, int64_t max) {
   int32_t busy = read_side_busy(ri);
   int idx = add_req(K_READ, ri, recs[ri].port, max);
   int32_t rc = tcp_read(recs[ri].handle, id_of(idx), max);
-  if (rc != 0) drop_req();
+  if (rc != 0) drop_req(rc);
   if (rc == TCP_ERR_BUSY) {
     REQUIRE(busy == TCP_ERR_BUSY && expected_refusal(ri) == 0, "read on rec %d: TCP_ERR_BUSY with no stream running",
             ri);
@@ -159,7 +159,7 @@ void op_write(reader *in) {
     r->writes_issued++;
     r->out_queued += (uint64_t)len;
   } else {
-    drop_req();
+    drop_req(rc);
   }
   check_io_refusal(ri, rc, "write");
 }
@@ -169,7 +169,7 @@ void op_shutw(reader *in) {
   if (ri < 0) return;
   int idx = add_req(K_SHUTW, ri, recs[ri].port, 0);
   int32_t rc = tcp_shutdown_write(recs[ri].handle, id_of(idx));
-  if (rc != 0) drop_req();
+  if (rc != 0) drop_req(rc);
   else recs[ri].shutw_issued = true;
   check_io_refusal(ri, rc, "shutdown_write");
 }
@@ -181,7 +181,7 @@ void close_rec(int ri) {
   int32_t want = expected_refusal(ri);
   REQUIRE(rc == want, "close of rec %d: got %d, expected %d", ri, rc, want);
   if (rc != 0) {
-    drop_req();
+    drop_req(rc);
     return;
   }
   r->state = R_CLOSED;
@@ -312,7 +312,7 @@ void op_null_empty_write(reader *in) {
   reqs[idx].write_seq = r->writes_issued;
   int32_t rc = tcp_write(r->handle, id_of(idx), NULL, 0);
   if (rc == 0) r->writes_issued++;
-  else drop_req();
+  else drop_req(rc);
   check_io_refusal(ri, rc, "empty write");
 }
 

@@ -108,10 +108,10 @@ int add_req(kind k, int ri, int64_t port, int64_t len) {
   return idx;
 }
 
-void drop_req(void) {
+void drop_req(int32_t rc) {
   nreqs--;
   outstanding--;
-  if (g_trace) fprintf(stderr, "[trace] req %d refused\n", nreqs);
+  if (g_trace) fprintf(stderr, "[trace] req %d refused: %d (%s)\n", nreqs, rc, tcp_strerror(rc));
 }
 
 /* ---- peers ------------------------------------------------------------------------ */

@@ -148,7 +148,7 @@ static void stream_start_on(int ri, int64_t window) {
   int idx = add_req(K_STREAM, ri, r->port, window);
   reqs[idx].shutdowns_before = g_shutdowns;
   int32_t rc = tcp_read_stream(r->handle, id_of(idx), window);
-  if (rc != 0) drop_req();
+  if (rc != 0) drop_req(rc);
   if (rc == TCP_ERR_BUSY) {
     REQUIRE(before != S_NONE && expected_refusal(ri) == 0, "read_stream on rec %d: TCP_ERR_BUSY with no stream", ri);
     return;

@@ -72,6 +72,14 @@ const suite_sources = [_][]const u8{
     "test_c/test_portability.c",
 };
 
+/// The operation-sequence fuzzer (fuzz/fuzz.h says which part does what).
+const fuzz_sources = [_][]const u8{
+    "fuzz/fuzz_ops.c",
+    "fuzz/fuzz_model.c",
+    "fuzz/fuzz_calls.c",
+    "fuzz/fuzz_stream.c",
+};
+
 const c_flags = [_][]const u8{
     "-std=c11",
     "-Wall",
@@ -444,18 +452,18 @@ fn toolFlags(b: *std.Build, opt_and_sanitize: []const []const u8) []const []cons
     return concat(b, &.{ opt_and_sanitize, flags });
 }
 
-/// A test program built straight from the engine's sources (so they carry its
-/// instrumentation), the fake Dart VM and the byte streams, with Debian's
-/// libuv archive. Returns the linked program.
+/// A test program (its own sources) built straight from the engine's sources
+/// (so they carry its instrumentation), the fake Dart VM and the byte
+/// streams, with Debian's libuv archive. Returns the linked program.
 fn engineProgram(
     c: Checked,
     name: []const u8,
-    main_source: []const u8,
+    program_sources: []const []const u8,
     flags: []const []const u8,
     link_flags: []const []const u8,
 ) std.Build.LazyPath {
     const b = c.b;
-    const own_sources = c.paths(&.{ main_source, "test_c/fake_dart.c", "test_c/byte_stream.c" });
+    const own_sources = c.paths(concat(b, &.{ program_sources, &.{ "test_c/fake_dart.c", "test_c/byte_stream.c" } }));
     const own = c.compileAll(own_sources, flags, c.engineIncludes());
     const engine = c.compileAll(c.linuxEngineSources(), flags, c.engineIncludes());
     const objects = concatPaths(b, &.{ own, engine });
@@ -467,12 +475,12 @@ fn engineProgram(
 /// into <prefix>/fuzz/fuzz_ops.
 fn addFuzzBuild(c: Checked) void {
     const b = c.b;
-    const step = b.step("fuzz", "The libFuzzer fuzzer fuzz/fuzz_ops.c into <prefix>/fuzz/");
+    const step = b.step("fuzz", "The libFuzzer fuzzer (fuzz_sources) into <prefix>/fuzz/");
     const sanitize: []const []const u8 = &.{
         "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
     };
     const flags = concat(b, &.{ toolFlags(b, sanitize), &.{ "-Wextra", "-Wno-unused-parameter" } });
-    const program = engineProgram(c, "fuzz_ops", "fuzz/fuzz_ops.c", flags, sanitize);
+    const program = engineProgram(c, "fuzz_ops", &fuzz_sources, flags, sanitize);
     c.install(step, program, "fuzz", "fuzz_ops");
 }
 
@@ -480,7 +488,8 @@ fn addFuzzBuild(c: Checked) void {
 fn addReliabilityTool(c: Checked, name: []const u8, opt: []const u8) void {
     const b = c.b;
     const step = b.step(name, b.fmt("reliability/{s}.c into <prefix>/reliability/", .{name}));
-    const program = engineProgram(c, name, b.fmt("reliability/{s}.c", .{name}), toolFlags(b, &.{opt}), &.{opt});
+    const source: []const []const u8 = &.{b.fmt("reliability/{s}.c", .{name})};
+    const program = engineProgram(c, name, source, toolFlags(b, &.{opt}), &.{opt});
     c.install(step, program, "reliability", name);
 }
 

@@ -307,7 +307,9 @@ final class ConnectionAttempt {
   /// (`staggeredLookup`'s `concurrentLookupDelay`).
   static const Duration _ipv6LookupDelay = Duration(milliseconds: 10);
 
-  final Object _host; // as given: dart:io's error messages name it so
+  /// As given (a String after [unescapeScopedHost]): dart:io's error
+  /// messages name it so.
+  final Object _host;
   final int _port;
   final InternetAddress? _source;
 
@@ -431,7 +433,7 @@ final class ConnectionAttempt {
   }
 
   /// Issues the connect to [address]; false if the engine refused it at once
-  /// (its error is recorded).
+  /// or its scope names no interface (the error is recorded).
   bool _tryConnect(InternetAddress address, int index) {
     final Uint8List raw;
     try {

@@ -47,7 +47,14 @@ final class Connection implements Finalizable {
   /// never looked up) and [sourcePort] pick the local end. [timeout] bounds
   /// everything, the lookup included.
   ///
-  /// Bad arguments throw an [ArgumentError] at once, as in dart:io.
+  /// A link-local IPv6 destination (or source) needs its scope, as in
+  /// dart:io: `InternetAddress('fe80::1%eth0')`, `'fe80::1%2'`, or a String
+  /// with the URI escape `'fe80::1%25eth0'`. The interface index reaches the
+  /// engine with the address (a name is resolved with if_nametoindex).
+  ///
+  /// Bad arguments throw an [ArgumentError] at once, as in dart:io, and so
+  /// does a String [host] with a '%' that is not a link-local address (a
+  /// [FormatException], dart:io's `escapeLinkLocalAddress`).
   static Future<Connection> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       startConnect(host, port,
@@ -60,16 +67,20 @@ final class Connection implements Finalizable {
   /// the host name is being looked up.
   static ConnectionAttempt startConnect(Object host, int port,
       {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) {
+    // dart:io unescapes a String host before it checks the ports.
+    final Object target = host is String ? unescapeScopedHost(host) : host;
     _checkPort(port, 'port');
     _checkPort(sourcePort, 'sourcePort');
-    if (host is InternetAddress) {
-      _rawAddress(host, 'host');
-    } else if (host is! String) {
+    if (target is InternetAddress) {
+      engineAddress(target, 'host');
+    } else if (target is! String) {
       throw ArgumentError.value(
           host, 'host', 'must be an InternetAddress or a String');
     }
-    final ConnectionAttempt attempt = ConnectionAttempt._(
-        host, port, _sourceAddressOf(sourceAddress), sourcePort);
+    final InternetAddress? source = _sourceAddressOf(sourceAddress);
+    final ConnectionAttempt attempt = ConnectionAttempt._(target, port, source,
+        source == null ? null : engineAddress(source, 'sourceAddress'),
+        sourcePort);
     attempt._start(timeout);
     return attempt;
   }
@@ -208,19 +219,14 @@ final class Connection implements Finalizable {
     return _closeHandle(this, _io, _handle);
   }
 
-  /// The local address.
+  /// The local address (the OS's, with its IPv6 scope: `fe80::1%eth0`).
   InternetAddress get address => _localAddressOf(_handle);
 
   /// The local port.
   int get port => _localPortOf(_handle);
 
-  /// The peer's address.
-  InternetAddress get remoteAddress {
-    final Uint8List buffer = Uint8List(16);
-    final int n = tcp_remote_address(_handle, buffer.address);
-    if (n < 0) throw _syncError(n, 'Getting the remote address failed');
-    return InternetAddress.fromRawAddress(buffer.sublist(0, n));
-  }
+  /// The peer's address (with its IPv6 scope: `fe80::1%eth0`).
+  InternetAddress get remoteAddress => _remoteAddressOf(_handle);
 
   /// The peer's port.
   int get remotePort {
@@ -267,7 +273,7 @@ void _checkPort(int port, String name) {
 /// The source address of a connect. As dart:io's `_NativeSocket.startConnect`
 /// (sdk/lib/_internal/vm/bin/socket_patch.dart), a String must be a numeric
 /// address (`InternetAddress(string)` throws an [ArgumentError] otherwise):
-/// it is never looked up.
+/// it is never looked up. Its scope, if any, is checked by the caller.
 InternetAddress? _sourceAddressOf(Object? sourceAddress) {
   if (sourceAddress == null) return null;
   final InternetAddress address;
@@ -279,7 +285,6 @@ InternetAddress? _sourceAddressOf(Object? sourceAddress) {
     throw ArgumentError.value(sourceAddress, 'sourceAddress',
         'must be an InternetAddress or a numeric String');
   }
-  _rawAddress(address, 'sourceAddress');
   return address;
 }
 
@@ -290,7 +295,8 @@ InternetAddress? _sourceAddressOf(Object? sourceAddress) {
 /// or its stagger delay passed, so attempts overlap; the first to connect
 /// wins and every other is closed.
 final class ConnectionAttempt {
-  ConnectionAttempt._(this._host, this._port, this._source, this._sourcePort);
+  ConnectionAttempt._(this._host, this._port, this._source,
+      this._sourceBytes, this._sourcePort);
 
   /// dart:io's delay between the starts of two attempts (`_retryDuration`,
   /// `_retryDurationLoopback`).
@@ -301,9 +307,14 @@ final class ConnectionAttempt {
   /// (`staggeredLookup`'s `concurrentLookupDelay`).
   static const Duration _ipv6LookupDelay = Duration(milliseconds: 10);
 
-  final Object _host; // as given: dart:io's error messages name it so
+  /// As given (a String after [unescapeScopedHost]): dart:io's error
+  /// messages name it so.
+  final Object _host;
   final int _port;
   final InternetAddress? _source;
+
+  /// [_source] in the engine's form (with its scope id, if any).
+  final Uint8List? _sourceBytes;
   final int _sourcePort;
   final Completer<Connection> _result = Completer<Connection>();
 
@@ -422,8 +433,20 @@ final class ConnectionAttempt {
   }
 
   /// Issues the connect to [address]; false if the engine refused it at once
-  /// (its error is recorded).
+  /// or its scope names no interface (the error is recorded).
   bool _tryConnect(InternetAddress address, int index) {
+    final Uint8List raw;
+    try {
+      raw = engineAddress(address, 'host');
+    } on ArgumentError catch (error, stack) {
+      // A looked-up address whose interface name the OS no longer knows.
+      _recordError(
+          index,
+          SocketException('Connection failed: ${error.message}',
+              address: address, port: _port),
+          stack);
+      return false;
+    }
     final _IOService io;
     try {
       io = _IOService.instance;
@@ -431,8 +454,7 @@ final class ConnectionAttempt {
       _recordError(index, error, stack);
       return false;
     }
-    final Uint8List raw = address.rawAddress;
-    final InternetAddress? source = _source;
+    final Uint8List? source = _sourceBytes;
     final int requestId = io.newRequestId();
     final int nativePort = io.nativePort;
     final int handle;
@@ -442,9 +464,8 @@ final class ConnectionAttempt {
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
           _port, nullptr, 0, _sourcePort, 0);
     } else {
-      final Uint8List sourceRaw = source.rawAddress;
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          _port, sourceRaw.address, sourceRaw.length, _sourcePort, 0);
+          _port, source.address, source.length, _sourcePort, 0);
     }
     if (handle < 0) {
       final SocketException error = _syncError(handle, 'Connection failed',

@@ -47,8 +47,8 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
       ZigSocket._(connection);
 
   /// Connects like [Socket.connect], on the engine (see
-  /// [Connection.connect]: lookup, staggered attempts, timeout). Bad
-  /// arguments throw at once, as in dart:io.
+  /// [Connection.connect]: lookup, staggered attempts, timeout, scoped
+  /// link-local addresses). Bad arguments throw at once, as in dart:io.
   static Future<ZigSocket> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       Connection.connect(host, port,
@@ -547,7 +547,15 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
         onCancel: close);
   }
 
-  /// Binds like [ServerSocket.bind], on the engine.
+  /// Binds like [ServerSocket.bind], on the engine (see [Listener.bind]).
+  ///
+  /// `shared: true` means what it means in dart:io: server sockets of this
+  /// process, in any isolate, on the same address, port and [v6Only] share
+  /// one OS listening socket and its connections are spread among those
+  /// accepting (a ZigServerSocket accepts while its stream has an unpaused
+  /// listener); closing one leaves the others working, and no other process
+  /// can bind the port. A scoped link-local address (`fe80::1%eth0`) is
+  /// bound on its interface, and [address] reports it with its scope.
   static Future<ZigServerSocket> bind(Object address, int port,
       {int backlog = 0, bool v6Only = false, bool shared = false}) async {
     final Listener listener = await Listener.bind(address, port,

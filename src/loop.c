@@ -257,6 +257,8 @@ static void trim_when_idle(uint32_t work_seen, int64_t waited_ms, int64_t asked_
   if (atomic_load_explicit(&L.work_added, memory_order_relaxed) != work_seen || work_waiting()) return;
   L.trim_due = false;
   engine_unlock();
+  backend *b = L.backend;
+  if (b->vtable->trim != NULL) b->vtable->trim(b);
   plat_release_free_memory();
   engine_lock();
 }

@@ -24,6 +24,7 @@
 #include "loop.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "dart_post.h"
 #include "deadlines.h"
@@ -49,6 +50,7 @@ static struct {
   /* Bumped by every caller that adds work: the linger watches it lock-free. */
   _Atomic uint32_t work_added;
   bool trim_due;  /* completions were posted since the last trim */
+  int64_t idle_trim_ms; /* IDLE_TRIM_MS, or ZIG_TCP_IDLE_TRIM_MS (tests: trim all the time) */
   plat_thread thread;
 } L;
 
@@ -338,6 +340,8 @@ bool loop_start(backend *b) {
   ZT_ASSERT(queue_empty(&L.commands) && queue_empty(&L.done) && queue_empty(&L.sink.ops));
   L.backend = b;
   L.parked = L.wake_sent = false;
+  const char *trim_env = getenv("ZIG_TCP_IDLE_TRIM_MS");
+  L.idle_trim_ms = trim_env != NULL && atoi(trim_env) > 0 ? atoi(trim_env) : IDLE_TRIM_MS;
   return plat_thread_start(&L.thread, io_thread_main, NULL);
 }
 

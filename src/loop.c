@@ -249,13 +249,13 @@ static void post_done(void) {
  * IDLE_TRIM_MS, it hands that memory back -- never while traffic flows. */
 static int64_t trim_wait_ms(int64_t wait_ms) {
   if (!L.trim_due) return wait_ms;
-  return wait_ms < 0 || wait_ms > IDLE_TRIM_MS ? IDLE_TRIM_MS : wait_ms;
+  return wait_ms < 0 || wait_ms > L.idle_trim_ms ? L.idle_trim_ms : wait_ms;
 }
 
 static bool work_waiting(void);
 
 static void trim_when_idle(uint32_t work_seen, int64_t waited_ms, int64_t asked_ms) {
-  if (!L.trim_due || asked_ms != IDLE_TRIM_MS || waited_ms < IDLE_TRIM_MS) return;
+  if (!L.trim_due || asked_ms != L.idle_trim_ms || waited_ms < L.idle_trim_ms) return;
   if (atomic_load_explicit(&L.work_added, memory_order_relaxed) != work_seen || work_waiting()) return;
   L.trim_due = false;
   engine_unlock();

@@ -67,6 +67,22 @@ const suite_sources = [_][]const u8{
     "test_c/test_isolates.c",
 };
 
+/// The simulation backend (compiled only into sim_test, never into a library)
+/// and the simulation test: its main, one seed's program and model, and the
+/// harness it shares with the suite.
+const sim_sources = [_][]const u8{ "src/backend_sim.c", "src/backend_sim_control.c", "src/backend_sim_report.c" };
+const sim_test_sources = [_][]const u8{
+    "test_c/sim_test.c",
+    "test_c/sim_program.c",
+    "test_c/sim_model.c",
+    "test_c/sim_no_uv.c",
+    "test_c/runner.c",
+    "test_c/tracker.c",
+    "test_c/tracked_calls.c",
+    "test_c/fake_dart.c",
+    "test_c/byte_stream.c",
+};
+
 const c_flags = [_][]const u8{
     "-std=c11",
     "-Wall",
@@ -117,6 +133,8 @@ pub fn build(b: *std.Build) void {
         // Run-time fallback from io_uring to libuv (seccomp-blocked io_uring).
         const fallback = addTool(b, "tcp_fallback_test", &.{ "test_c/fallback_test.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
         b.installArtifact(fallback);
+        // The deterministic simulation test (docs/testing.md).
+        b.installArtifact(addSimTest(b, target, optimize, tsan));
     }
 
     const demo = addTool(b, "echo_demo", &.{ "demo/echo_demo.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
@@ -220,6 +238,30 @@ fn addTool(
         mod.linkSystemLibrary("pthread", .{});
     }
     return b.addExecutable(.{ .name = name, .root_module = mod });
+}
+
+/// sim_test: the core and the simulation backend compiled into the program
+/// itself (-DZIG_TCP_HAVE_SIM), with invariants on in every mode.
+fn addSimTest(
+    b: *std.Build,
+    target: std.Build.ResolvedTarget,
+    optimize: std.builtin.OptimizeMode,
+    tsan: bool,
+) *std.Build.Step.Compile {
+    const mod = b.createModule(.{
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+        .sanitize_thread = tsan,
+    });
+    mod.addIncludePath(b.path("include"));
+    mod.addIncludePath(b.path("src"));
+    mod.addIncludePath(b.path("test_c"));
+    mod.addCMacro("ZIG_TCP_HAVE_SIM", "1");
+    mod.addCMacro("ZIG_TCP_ASSERTS", "1");
+    mod.addCSourceFiles(.{ .files = &(core_sources ++ sim_sources ++ sim_test_sources), .flags = &c_flags });
+    mod.linkSystemLibrary("pthread", .{});
+    return b.addExecutable(.{ .name = "sim_test", .root_module = mod });
 }
 
 const Libuv = struct {

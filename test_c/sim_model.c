@@ -1,0 +1,327 @@
+/*
+ * sim_model.c -- what the simulation test expects of the engine (see
+ * sim_model.h).
+ */
+#include "sim_model.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "byte_stream.h"
+#include "fake_dart.h"
+#include "runner.h"
+#include "tcp.h"
+#include "tracked_calls.h"
+
+static struct {
+  uint64_t run_seed;
+  m_sock **socks;
+  size_t nsocks, cap_socks;
+  m_op **ops;
+  size_t nops, cap_ops;
+  model_stats stats;
+} M;
+
+static void *grow(void *array, size_t *cap, size_t elem) {
+  size_t n = *cap ? *cap * 2 : 64;
+  void *grown = realloc(array, n * elem);
+  if (grown == NULL) FAILF("out of memory");
+  *cap = n;
+  return grown;
+}
+
+void model_reset(uint64_t run_seed) {
+  for (size_t i = 0; i < M.nsocks; i++) free(M.socks[i]);
+  for (size_t i = 0; i < M.nops; i++) free(M.ops[i]);
+  free(M.socks);
+  free(M.ops);
+  memset(&M, 0, sizeof M);
+  M.run_seed = run_seed;
+}
+
+size_t model_socks(void) { return M.nsocks; }
+m_sock *model_sock(size_t index) { return M.socks[index]; }
+model_stats model_stats_get(void) { return M.stats; }
+
+m_sock *model_find(int64_t handle) {
+  for (size_t i = M.nsocks; i-- > 0;)
+    if (M.socks[i]->handle == handle) return M.socks[i];
+  return NULL;
+}
+
+m_sock *model_add(int64_t handle, int64_t port, m_kind kind) {
+  if (model_find(handle) != NULL)
+    FAILF("handle %lld issued twice (a handle value must never come back)", (long long)handle);
+  if (M.nsocks == M.cap_socks) M.socks = grow(M.socks, &M.cap_socks, sizeof(*M.socks));
+  m_sock *s = calloc(1, sizeof(*s));
+  if (s == NULL) FAILF("out of memory");
+  s->handle = handle;
+  s->port = port;
+  s->kind = kind;
+  s->connect = MC_ACCEPTED;
+  s->profile = sim_profile_of(M.run_seed, handle);
+  M.socks[M.nsocks++] = s;
+  h_remember_port(handle, port);
+  return s;
+}
+
+static int32_t index_of(const m_sock *s) {
+  for (size_t i = 0; i < M.nsocks; i++)
+    if (M.socks[i] == s) return (int32_t)i;
+  FAILF("test bug: socket not in the model");
+}
+
+/* ---- calls ------------------------------------------------------------------------------ */
+
+int64_t model_expect_call(int64_t handle, op_kind_t op) {
+  const m_sock *s = model_find(handle);
+  if (s == NULL) return TCP_ERR_BAD_HANDLE;
+  if (s->closed) return TCP_ERR_CLOSED;
+  if (op == K_CLOSE) return TCP_OK;
+  if (op == K_ACCEPT) return s->kind == M_LISTENER ? TCP_OK : TCP_ERR_BAD_HANDLE;
+  if (s->kind != M_CONN) return TCP_ERR_BAD_HANDLE;
+  if (op != 0 && s->connect == MC_FAILED) return TCP_ERR_NOT_CONNECTED;
+  return TCP_OK;
+}
+
+m_op *model_issue(int64_t request_id, m_sock *s, op_kind_t kind) {
+  if (M.nops == M.cap_ops) M.ops = grow(M.ops, &M.cap_ops, sizeof(*M.ops));
+  m_op *op = calloc(1, sizeof(*op));
+  if (op == NULL) FAILF("out of memory");
+  op->id = request_id;
+  op->kind = kind;
+  op->sock = index_of(s);
+  if (kind == K_READ) op->seq = s->reads_issued++;
+  if (kind == K_WRITE || kind == K_SHUTW) op->seq = s->writes_issued++;
+  if (kind == K_ACCEPT) s->accepts_out++;
+  s->requests_out++;
+  h_issue(request_id, s->port, kind, s->handle, (int64_t)M.nops);
+  M.ops[M.nops++] = op;
+  return op;
+}
+
+/* ---- completions ----------------------------------------------------------------------- */
+
+#define EXPECT(cond, ...)              \
+  do {                                 \
+    if (!(cond)) FAILF(__VA_ARGS__);   \
+  } while (0)
+
+/* The OS code in the payload of an error completion. */
+static void expect_os(const h_req *r, int64_t os_error) {
+  EXPECT(r->c.payload_int == os_error, "request %lld: result %lld (%s) with OS code %lld, expected %lld",
+         (long long)r->c.request_id, (long long)r->c.result, h_code_name(r->c.result),
+         (long long)r->c.payload_int, (long long)os_error);
+}
+
+/* NOT_CONNECTED: the connect failed, or fails in this very pass (the requests
+ * queued behind it end before the connect's own completion is posted). */
+static void expect_not_connected(m_sock *s, const h_req *r) {
+  EXPECT(s->connect == MC_PENDING || s->connect == MC_FAILED,
+         "request %lld on handle %lld ended NOT_CONNECTED, but its connect %s", (long long)r->c.request_id,
+         (long long)s->handle, s->connect == MC_OK ? "succeeded" : "is not that kind");
+  if (s->connect == MC_PENDING) s->saw_not_connected = true;
+}
+
+static void check_connect(m_sock *s, const h_req *r) {
+  int64_t res = r->c.result;
+  long long id = (long long)r->c.request_id;
+  EXPECT(s->connect == MC_PENDING, "connect %lld completed twice", id);
+  if (res == 0) {
+    EXPECT(s->profile.connect == SIM_CONNECT_OK, "connect %lld succeeded, but the peer %s", id,
+           s->profile.connect == SIM_CONNECT_REFUSED ? "refuses" : "never answers");
+    EXPECT(!s->saw_not_connected, "connect %lld succeeded after its queued requests ended NOT_CONNECTED", id);
+    s->connect = MC_OK;
+    return;
+  }
+  s->connect = MC_FAILED;
+  if (res == TCP_ERR_TIMED_OUT) {
+    EXPECT(s->connect_timeout_ms > 0, "connect %lld without a timeout timed out", id);
+    EXPECT(sim_now_ms() >= s->connect_deadline_ms, "connect %lld timed out at %lld ms, before its deadline %lld ms",
+           id, (long long)sim_now_ms(), (long long)s->connect_deadline_ms);
+    expect_os(r, ETIMEDOUT);
+    return;
+  }
+  EXPECT(res == TCP_ERR_CONNECTION_REFUSED && s->profile.connect == SIM_CONNECT_REFUSED,
+         "connect %lld ended with %lld (%s); the peer's profile is %d", id, (long long)res, h_code_name(res),
+         (int)s->profile.connect);
+  expect_os(r, ECONNREFUSED);
+}
+
+static void check_accept(m_sock *listener, const h_req *r) {
+  int64_t res = r->c.result;
+  if (res > 0) {
+    m_sock *c = model_add(res, listener->port, M_CONN);
+    c->connect = MC_ACCEPTED;
+    return;
+  }
+  EXPECT(res == TCP_ERR_TOO_MANY_FILES, "accept %lld ended with %lld (%s)", (long long)r->c.request_id,
+         (long long)res, h_code_name(res));
+  expect_os(r, EMFILE);
+}
+
+/* The read's data must be the connection's stream at the model's offset, and
+ * the stream may end only where the profile ends it. */
+static void check_read(m_sock *s, const m_op *op, const h_req *r) {
+  int64_t res = r->c.result;
+  long long id = (long long)r->c.request_id;
+  const sim_profile *p = &s->profile;
+  if (res == TCP_ERR_NOT_CONNECTED) return expect_not_connected(s, r);
+  EXPECT(s->connect == MC_OK || s->connect == MC_ACCEPTED, "read %lld completed (%lld) before its connect", id,
+         (long long)res);
+  bool at_end = p->read_end != SIM_READ_ENDLESS && s->read_offset == p->read_end_offset;
+  if (res > 0) {
+    EXPECT(res <= op->bytes_max, "read %lld of at most %lld bytes returned %lld", id, (long long)op->bytes_max,
+           (long long)res);
+    EXPECT(p->read_end == SIM_READ_ENDLESS || s->read_offset + (uint64_t)res <= p->read_end_offset,
+           "read %lld returned bytes past the end of the stream (offset %llu)", id,
+           (unsigned long long)s->read_offset);
+    size_t wrong = byte_stream_first_diff(p->read_seed, s->read_offset, r->c.data, (size_t)res);
+    EXPECT(wrong == (size_t)res, "read %lld: byte %zu (stream offset %llu) is not the stream's", id, wrong,
+           (unsigned long long)(s->read_offset + wrong));
+    s->read_offset += (uint64_t)res;
+    M.stats.bytes_read += (uint64_t)res;
+  } else if (res == 0) {
+    EXPECT(at_end && p->read_end == SIM_READ_EOF, "read %lld: end of stream at offset %llu, not the stream's end",
+           id, (unsigned long long)s->read_offset);
+  } else {
+    EXPECT(res == TCP_ERR_CONNECTION_RESET && at_end && p->read_end == SIM_READ_RESET,
+           "read %lld ended with %lld (%s) at offset %llu", id, (long long)res, h_code_name(res),
+           (unsigned long long)s->read_offset);
+    expect_os(r, ECONNRESET);
+  }
+}
+
+/* The peer takes writes in order until its write limit, then resets; after
+ * that, or after shutdown_write, writes fail with a broken pipe. */
+static void check_write(m_sock *s, const m_op *op, const h_req *r) {
+  int64_t res = r->c.result;
+  long long id = (long long)r->c.request_id;
+  if (res == TCP_ERR_NOT_CONNECTED) return expect_not_connected(s, r);
+  EXPECT(s->connect == MC_OK || s->connect == MC_ACCEPTED, "write %lld completed (%lld) before its connect", id,
+         (long long)res);
+  if (op->kind == K_SHUTW) {
+    EXPECT(res == 0, "shutdown_write %lld ended with %lld (%s)", id, (long long)res, h_code_name(res));
+    if (s->write_state == MW_OK) s->write_state = MW_SHUT;
+    return;
+  }
+  if (op->write_len == 0) {
+    EXPECT(res == 0, "zero-length write %lld ended with %lld (%s)", id, (long long)res, h_code_name(res));
+    return;
+  }
+  if (s->write_state != MW_OK) {
+    EXPECT(res == TCP_ERR_BROKEN_PIPE, "write %lld after a reset or shutdown_write ended with %lld (%s)", id,
+           (long long)res, h_code_name(res));
+    return expect_os(r, EPIPE);
+  }
+  EXPECT(op->write_offset == s->written_ok, "test bug: write %lld at offset %llu after %llu written", id,
+         (unsigned long long)op->write_offset, (unsigned long long)s->written_ok);
+  uint64_t end = op->write_offset + op->write_len;
+  if (s->profile.write_limit == SIM_NO_LIMIT || end <= s->profile.write_limit) {
+    EXPECT(res == (int64_t)op->write_len, "write %lld of %llu bytes ended with %lld (%s)", id,
+           (unsigned long long)op->write_len, (long long)res, h_code_name(res));
+    s->written_ok = end;
+    M.stats.bytes_written += op->write_len;
+    return;
+  }
+  EXPECT(res == TCP_ERR_CONNECTION_RESET, "write %lld past the peer's limit ended with %lld (%s)", id,
+         (long long)res, h_code_name(res));
+  expect_os(r, ECONNRESET);
+  s->write_state = MW_BROKEN;
+}
+
+static void check_close(m_sock *s, const h_req *r) {
+  EXPECT(r->c.result == 0, "close %lld ended with %lld (%s)", (long long)r->c.request_id, (long long)r->c.result,
+         h_code_name(r->c.result));
+  EXPECT(s->requests_out == 0, "close %lld of handle %lld completed before %u of its requests",
+         (long long)r->c.request_id, (long long)s->handle, s->requests_out);
+  s->close_done = true;
+}
+
+/* The order rules, then the result. */
+static void check_completion(const h_req *r) {
+  m_op *op = M.ops[r->user];
+  m_sock *s = M.socks[op->sock];
+  long long id = (long long)r->c.request_id;
+  EXPECT(!s->close_done, "request %lld of handle %lld completed after its close", id, (long long)s->handle);
+  s->requests_out--;
+  if (op->kind == K_READ) {
+    EXPECT(op->seq == s->reads_done, "read %lld (#%llu) completed before read #%llu of its socket", id,
+           (unsigned long long)op->seq, (unsigned long long)s->reads_done);
+    s->reads_done++;
+  } else if (op->kind == K_WRITE || op->kind == K_SHUTW) {
+    if (!op->ended_at_once) s->writes_in_core--;
+    EXPECT(op->seq == s->writes_done, "write %lld (#%llu) completed before write #%llu of its socket", id,
+           (unsigned long long)op->seq, (unsigned long long)s->writes_done);
+    s->writes_done++;
+  } else if (op->kind == K_ACCEPT) {
+    s->accepts_out--;
+  }
+  if (op->kind == K_CLOSE) return check_close(s, r);
+  if (s->closed && !op->ended_at_once) {
+    EXPECT(r->c.result == s->close_reason, "request %lld pending at the close of handle %lld ended with %lld (%s)",
+           id, (long long)s->handle, (long long)r->c.result, h_code_name(r->c.result));
+    if (op->kind == K_CONNECT) s->connect = MC_FAILED;
+    return;
+  }
+  switch (op->kind) {
+    case K_CONNECT: return check_connect(s, r);
+    case K_ACCEPT: return check_accept(s, r);
+    case K_READ: return check_read(s, op, r);
+    default: return check_write(s, op, r);
+  }
+}
+
+void model_drain(const int64_t *ports, size_t nports) {
+  for (size_t i = 0; i < nports; i++) {
+    fd_port_stats st;
+    while (fake_dart_port_stats(ports[i], &st) && st.queued > 0) {
+      h_req *r = h_next(ports[i]);
+      sim_trace("done", r->c.request_id, r->c.result, r->c.payload_int);
+      check_completion(r);
+      h_release(r);
+      M.stats.completions++;
+    }
+  }
+}
+
+void model_shutdown(void) {
+  for (size_t i = 0; i < M.nsocks; i++) {
+    m_sock *s = M.socks[i];
+    if (s->closed) continue;
+    s->closed = true;
+    s->close_reason = TCP_ERR_SHUTDOWN;
+  }
+}
+
+/* ---- liveness ----------------------------------------------------------------------------- */
+
+/* Requests of s may wait for ever: its connect is pending, never answered and
+ * has no deadline (only a close or tcp_shutdown ends it). */
+static bool may_wait_forever(const m_sock *s) {
+  return !s->closed && s->connect == MC_PENDING && s->profile.connect == SIM_CONNECT_SILENT &&
+         s->connect_timeout_ms <= 0;
+}
+
+size_t model_must_complete(const m_op **first, const m_sock **first_sock) {
+  size_t n = 0;
+  *first = NULL;
+  *first_sock = NULL;
+  for (size_t i = 0; i < M.nsocks; i++) {
+    const m_sock *s = M.socks[i];
+    if (s->requests_out == 0 || may_wait_forever(s)) continue;
+    n += s->requests_out;
+    if (*first_sock == NULL) *first_sock = s;
+  }
+  if (*first_sock == NULL) return 0;
+  for (size_t i = 0; i < M.nops && *first == NULL; i++) {
+    const m_op *op = M.ops[i];
+    if (M.socks[op->sock] == *first_sock && !h_get(op->id)->done) *first = op; /* its oldest */
+  }
+  return n;
+}
+
+uint32_t model_accepts_waiting(const m_sock *s) {
+  return s->kind == M_LISTENER && !s->closed ? s->accepts_out : 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * sim_program.h -- one seed of the simulation test (sim_program.c): a fresh
+ * engine on the sim backend, a random program of tcp.h calls interleaved with
+ * sim steps, a liveness phase, tcp_shutdown, and every check of sim_model.h,
+ * the tracker's and the sim's own.
+ */
+#ifndef ZIG_TCP_SIM_PROGRAM_H
+#define ZIG_TCP_SIM_PROGRAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct sim_seed_outcome {
+  bool passed;
+  char message[900];    /* why it failed */
+  uint64_t trace_hash;  /* FNV-1a over every event: equal for equal runs */
+  uint64_t trace_events;
+  uint64_t calls, steps, completions;
+} sim_seed_outcome;
+
+/* Whether IPv6 sockets can be made here (connects to ::1 then join the mix). */
+void sim_program_configure(bool ipv6);
+/* Runs seed in this process (ZIG_TCP_BACKEND must be "sim"). With trace,
+ * every call, step, sim decision and completion is printed. */
+sim_seed_outcome sim_run_seed(uint64_t seed, bool trace);
+
+#endif /* ZIG_TCP_SIM_PROGRAM_H */

@@ -131,6 +131,7 @@ static void act_write(sim_backend *sb, tcp_op *op, bool all_at_once) {
     ss->write_broken = true; /* the peer took all it will and reset */
     report_error(sb, op, ECONNRESET);
   } else {
+    sim_count(SIM_C_SHORT_WRITES);
     schedule(sb, op);
   }
 }
@@ -174,10 +175,12 @@ static bool act_accept(sim_backend *sb, tcp_op *op) {
 static bool act(sim_backend *sb, tcp_op *op) {
   sim_op *so = sim_op_of(op);
   if (so->cancel == SIM_CANCEL_LATER) {
+    sim_count(SIM_C_CANCEL_LATER);
     report_cancelled(sb, op);
     return true;
   }
   bool race = so->cancel == SIM_CANCEL_RACE;
+  if (race) sim_count(SIM_C_CANCEL_LOST_RACE);
   switch (op->kind) {
     case OP_READ: act_read(sb, op); return true;
     case OP_WRITE: act_write(sb, op, race); return true;
@@ -248,6 +251,7 @@ void sim_submit(backend *b, tcp_op *op) {
   queue_push(&sb->pending, &op->backend_link);
   ss->pending++;
   start_op(sb, op, ss);
+  if (!qlink_in(&op->backend_link, &sb->pending)) sim_count(SIM_C_ENDED_IN_SUBMIT);
   sim_unlock(sb);
 }
 
@@ -266,6 +270,7 @@ void sim_cancel(backend *b, tcp_op *op) {
   bool silent = op->kind == OP_CONNECT && sock_of(op)->profile.connect == SIM_CONNECT_SILENT;
   sim_trace("sim cancel", op->request_id, (int64_t)pick, (int64_t)sb->passes);
   if (pick < k->cancel_now_w) {
+    sim_count(SIM_C_CANCEL_AT_ONCE);
     report_cancelled(sb, op);
   } else {
     so->cancel = pick < k->cancel_now_w + k->cancel_later_w || silent ? SIM_CANCEL_LATER : SIM_CANCEL_RACE;
@@ -298,6 +303,7 @@ void sim_release(backend *b, tcp_sock *s) {
   if (sim_rng_chance(&sb->rng, sb->knobs.release_now_pct)) {
     free_sock(sb, s);
   } else {
+    sim_count(SIM_C_RELEASE_LATER);
     ss->release_due = sb->passes + 1 + sim_rng_below(&sb->rng, sb->knobs.delay_max);
     queue_push(&sb->releasing, &s->backend_link);
   }
@@ -348,7 +354,12 @@ static size_t act_on_due_ops(sim_backend *sb) {
     sb->due[j] = t;
   }
   size_t acted = 0;
-  for (size_t i = 0; i < n; i++) acted += act(sb, sb->due[i]) ? 1 : 0;
+  for (size_t i = 0; i < n; i++) {
+    tcp_op *op = sb->due[i];
+    if (!act(sb, op)) continue;
+    acted++;
+    if (!qlink_in(&op->backend_link, &sb->pending)) sim_count(SIM_C_ENDED_IN_PASS);
+  }
   return acted;
 }
 
@@ -373,8 +384,10 @@ static void dial_spontaneously(sim_backend *sb) {
   for (qlink *l = sb->socks.head; l != NULL; l = l->next) {
     sim_sock *ss = QUEUE_ENTRY(l, sim_sock, all_link);
     if (ss->listener && !ss->released && ss->accepts_pending > ss->dials &&
-        sim_rng_chance(&sb->rng, sb->knobs.spontaneous_dial_pct))
+        sim_rng_chance(&sb->rng, sb->knobs.spontaneous_dial_pct)) {
       ss->dials++;
+      sim_count(SIM_C_DIALS);
+    }
   }
 }
 
@@ -389,7 +402,10 @@ void sim_run_pass(sim_backend *sb, int64_t timeout_ms) {
   /* Nothing happened, nothing will on its own and no caller woke the loop:
    * a real poll would sleep until the deadline it was given, so time jumps
    * there. (A wake means commands wait to be handed over: no jump.) */
-  if (acted == 0 && !woken && timeout_ms > SIM_PASS_MS && !sim_has_work(sb)) sb->now_ms = start_ms + timeout_ms;
+  if (acted == 0 && !woken && timeout_ms > SIM_PASS_MS && !sim_has_work(sb)) {
+    sb->now_ms = start_ms + timeout_ms;
+    sim_count(SIM_C_TIME_JUMPS);
+  }
   sim_trace("sim pass", (int64_t)sb->passes, sb->now_ms, (int64_t)acted);
 }
 

@@ -114,7 +114,21 @@ uint64_t sim_passes(void);
 uint64_t sim_failures(char *first, size_t first_size);
 /* Per-socket records alive (adopted and not yet released and freed). */
 uint64_t sim_socks_live(void);
-/* Forget failures (before a new seed). */
+/* What the sim did, for the test's coverage line. */
+typedef enum sim_counter {
+  SIM_C_ENDED_IN_SUBMIT,  /* an op ended inside submit */
+  SIM_C_ENDED_IN_PASS,    /* an op ended in a later pass */
+  SIM_C_SHORT_WRITES,     /* write chunks that left bytes for a later pass */
+  SIM_C_CANCEL_AT_ONCE,   /* cancels that ended the op inside cancel */
+  SIM_C_CANCEL_LATER,     /* cancels that ended the op passes later */
+  SIM_C_CANCEL_LOST_RACE, /* cancelled ops that completed normally */
+  SIM_C_DIALS,            /* peers that dialled in on their own */
+  SIM_C_RELEASE_LATER,    /* releases reported passes later */
+  SIM_C_TIME_JUMPS,       /* idle passes that jumped to the loop's deadline */
+  SIM_C_COUNT,
+} sim_counter;
+void sim_counters(uint64_t out[SIM_C_COUNT]);
+/* Forget failures and counters (before a new seed). */
 void sim_report_reset(void);
 
 /* ---- the event trace (both threads) -------------------------------------------- */

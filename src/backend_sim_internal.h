@@ -117,6 +117,7 @@ __attribute__((format(printf, 1, 2)))
 /* Records a contract violation (see sim_failures). */
 void sim_fail(const char *fmt, ...);
 void sim_count_socks_live(int delta);
+void sim_count(sim_counter c);
 sim_knobs sim_knobs_from(sim_rng *r);
 
 static inline void sim_check_io_thread(const sim_backend *sb, const char *call) {

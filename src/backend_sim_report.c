@@ -17,6 +17,7 @@ static struct {
   uint64_t failures;
   char first[512];
   uint64_t socks_live;
+  uint64_t counters[SIM_C_COUNT];
   uint64_t trace_hash, trace_events;
   bool trace_print;
 } R = {.trace_hash = BYTE_STREAM_FNV1A_INIT};
@@ -49,10 +50,23 @@ uint64_t sim_socks_live(void) {
   return n;
 }
 
+void sim_count(sim_counter c) {
+  pthread_mutex_lock(&g_report_mu);
+  R.counters[c]++;
+  pthread_mutex_unlock(&g_report_mu);
+}
+
+void sim_counters(uint64_t out[SIM_C_COUNT]) {
+  pthread_mutex_lock(&g_report_mu);
+  memcpy(out, R.counters, sizeof R.counters);
+  pthread_mutex_unlock(&g_report_mu);
+}
+
 void sim_report_reset(void) {
   pthread_mutex_lock(&g_report_mu);
   R.failures = 0;
   R.first[0] = '\0';
+  memset(R.counters, 0, sizeof R.counters);
   pthread_mutex_unlock(&g_report_mu);
 }
 

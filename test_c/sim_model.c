@@ -273,6 +273,34 @@ static void check_completion(const h_req *r) {
   }
 }
 
+const char *const m_outcome_names[MO_COUNT] = {
+    "read data", "EOF", "reset", "written", "connected", "accepted", "refused",
+    "timed out", "not connected", "broken pipe", "closed", "shutdown", "shutdown_write", "close",
+    "other (too many files)",
+};
+
+static m_outcome outcome_of(const m_op *op, int64_t res) {
+  switch (res) {
+    case TCP_ERR_CONNECTION_RESET: return MO_RESET;
+    case TCP_ERR_CONNECTION_REFUSED: return MO_REFUSED;
+    case TCP_ERR_TIMED_OUT: return MO_TIMED_OUT;
+    case TCP_ERR_NOT_CONNECTED: return MO_NOT_CONNECTED;
+    case TCP_ERR_BROKEN_PIPE: return MO_BROKEN_PIPE;
+    case TCP_ERR_CLOSED: return MO_CLOSED;
+    case TCP_ERR_SHUTDOWN: return MO_SHUTDOWN;
+    default: break;
+  }
+  if (res < 0) return MO_OTHER; /* TCP_ERR_TOO_MANY_FILES: check_accept allows no other */
+  switch (op->kind) {
+    case K_READ: return res > 0 ? MO_READ_DATA : MO_READ_EOF;
+    case K_WRITE: return MO_WRITTEN;
+    case K_CONNECT: return MO_CONNECTED;
+    case K_ACCEPT: return MO_ACCEPTED;
+    case K_SHUTW: return MO_SHUT_WRITE;
+    default: return MO_CLOSE;
+  }
+}
+
 void model_drain(const int64_t *ports, size_t nports) {
   for (size_t i = 0; i < nports; i++) {
     fd_port_stats st;
@@ -280,6 +308,7 @@ void model_drain(const int64_t *ports, size_t nports) {
       h_req *r = h_next(ports[i]);
       sim_trace("done", r->c.request_id, r->c.result, r->c.payload_int);
       check_completion(r);
+      M.stats.outcomes[outcome_of(M.ops[r->user], r->c.result)]++;
       h_release(r);
       M.stats.completions++;
     }

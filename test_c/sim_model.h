@@ -88,9 +88,30 @@ size_t model_must_complete(const m_op **first, const m_sock **first_sock);
 /* Accepts the program still waits for on open listeners (to dial in). */
 uint32_t model_accepts_waiting(const m_sock *s);
 
-/* Counters of the run, for the summary. */
+/* Counters of the run, for the summary: completions by how they ended. */
+typedef enum m_outcome {
+  MO_READ_DATA,
+  MO_READ_EOF,
+  MO_RESET,
+  MO_WRITTEN,
+  MO_CONNECTED,
+  MO_ACCEPTED,
+  MO_REFUSED,
+  MO_TIMED_OUT,
+  MO_NOT_CONNECTED,
+  MO_BROKEN_PIPE,
+  MO_CLOSED,
+  MO_SHUTDOWN,
+  MO_SHUT_WRITE,
+  MO_CLOSE,
+  MO_OTHER,
+  MO_COUNT,
+} m_outcome;
+extern const char *const m_outcome_names[MO_COUNT];
+
 typedef struct model_stats {
   uint64_t completions, bytes_read, bytes_written;
+  uint64_t outcomes[MO_COUNT];
 } model_stats;
 model_stats model_stats_get(void);
 

@@ -454,7 +454,10 @@ sim_seed_outcome sim_run_seed(uint64_t seed, bool trace) {
   out.trace_events = sim_trace_events();
   out.calls = P.calls;
   out.steps = P.steps;
-  out.completions = model_stats_get().completions;
+  model_stats stats = model_stats_get();
+  out.completions = stats.completions;
+  memcpy(out.outcomes, stats.outcomes, sizeof out.outcomes);
+  sim_counters(out.sim_counters);
   model_reset(0);
   return out;
 }

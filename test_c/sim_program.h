@@ -10,12 +10,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend_sim.h"
+#include "sim_model.h"
+
 typedef struct sim_seed_outcome {
   bool passed;
   char message[900];    /* why it failed */
   uint64_t trace_hash;  /* FNV-1a over every event: equal for equal runs */
   uint64_t trace_events;
   uint64_t calls, steps, completions;
+  uint64_t sim_counters[SIM_C_COUNT]; /* what the sim did */
+  uint64_t outcomes[MO_COUNT];        /* how the completions ended */
 } sim_seed_outcome;
 
 /* Whether IPv6 sockets can be made here (connects to ::1 then join the mix). */

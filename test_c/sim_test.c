@@ -52,6 +52,7 @@ static struct {
   int jobs, cpus;
   uint64_t passed, failed;
   uint64_t calls, steps, completions;
+  uint64_t sim_counters[SIM_C_COUNT], outcomes[MO_COUNT];
   const char *program; /* argv[0], for the replay line */
   bool have_check_hash;
   uint64_t check_hash, check_events; /* the first seed's, from the batch */
@@ -140,6 +141,8 @@ static void record(uint64_t seed, const sim_seed_outcome *out) {
   T.calls += out->calls;
   T.steps += out->steps;
   T.completions += out->completions;
+  for (int i = 0; i < SIM_C_COUNT; i++) T.sim_counters[i] += out->sim_counters[i];
+  for (int i = 0; i < MO_COUNT; i++) T.outcomes[i] += out->outcomes[i];
   if (seed == T.seed_first && out->passed) {
     T.have_check_hash = true;
     T.check_hash = out->trace_hash;
@@ -203,6 +206,21 @@ static void run_batch(void) {
          (unsigned long long)T.calls, (unsigned long long)T.steps, (unsigned long long)T.completions);
 }
 
+/* What the seeds exercised: a line to see at a glance that no path went dark. */
+static void print_coverage(void) {
+  static const char *const sim_names[SIM_C_COUNT] = {
+      "ended in submit", "ended in a later pass", "short writes", "cancels at once", "cancels later",
+      "cancels lost to a completion", "spontaneous dial-ins", "releases later", "clock jumps",
+  };
+  printf("sim did:");
+  for (int i = 0; i < SIM_C_COUNT; i++)
+    printf("%s %llu %s", i ? "," : "", (unsigned long long)T.sim_counters[i], sim_names[i]);
+  printf("\ncompletions:");
+  for (int i = 0; i < MO_COUNT; i++)
+    printf("%s %llu %s", i ? "," : "", (unsigned long long)T.outcomes[i], m_outcome_names[i]);
+  printf("\n");
+}
+
 /* One seed in a child, synchronously. */
 static sim_seed_outcome run_forked(uint64_t seed) {
   job j = start_seed(seed, 0, NULL, 0);
@@ -262,6 +280,7 @@ int main(int argc, char **argv) {
     printf("sim: seeds %llu..%llu\n", (unsigned long long)T.seed_first,
            (unsigned long long)(T.seed_first + T.seeds - 1));
   run_batch();
+  print_coverage();
   replay_check();
   printf("%llu passed, %llu failed\n", (unsigned long long)T.passed, (unsigned long long)T.failed);
   return T.failed == 0 ? 0 : 1;

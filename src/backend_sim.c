@@ -86,14 +86,42 @@ static void report_cancelled(sim_backend *sb, tcp_op *op) {
 
 /* ---- what each kind does when it acts ------------------------------------------- */
 
-static void act_read(sim_backend *sb, tcp_op *op) {
+/* Bytes the peer still sends (UINT64_MAX: no end). */
+static uint64_t read_left(const sim_sock *ss) {
+  const sim_profile *p = &ss->profile;
+  return p->read_end == SIM_READ_ENDLESS ? UINT64_MAX : p->read_end_offset - ss->read_offset;
+}
+
+/* Bytes the peer still takes (UINT64_MAX: no limit). */
+static uint64_t write_room(const sim_sock *ss) {
+  return ss->profile.write_limit == SIM_NO_LIMIT ? UINT64_MAX : ss->profile.write_limit - ss->written;
+}
+
+/* Can op still end on its own (else only its cancel ends it)? */
+static bool can_end(const tcp_op *op, const sim_sock *ss) {
+  switch (op->kind) {
+    case OP_CONNECT: return ss->profile.connect != SIM_CONNECT_SILENT;
+    case OP_READ: return read_left(ss) > 0 || ss->profile.read_end != SIM_READ_SILENT;
+    case OP_WRITE:
+      return ss->write_shut || ss->write_broken || ss->profile.write_end != SIM_WRITE_STALL ||
+             write_room(ss) >= op->len - op->done;
+    default: return true;
+  }
+}
+
+/* False when the peer is silent: the read then waits for its cancel. */
+static bool act_read(sim_backend *sb, tcp_op *op) {
   sim_sock *ss = sock_of(op);
   const sim_profile *p = &ss->profile;
-  uint64_t left = p->read_end == SIM_READ_ENDLESS ? UINT64_MAX : p->read_end_offset - ss->read_offset;
+  uint64_t left = read_left(ss);
   if (left == 0) {
+    if (p->read_end == SIM_READ_SILENT) {
+      sim_op_of(op)->due_pass = SIM_WAITS;
+      return false;
+    }
     if (p->read_end == SIM_READ_EOF) report_done(sb, op, 0);
     else report_error(sb, op, ECONNRESET);
-    return;
+    return true;
   }
   uint64_t most = op->len < SIM_READ_CHUNK_MAX ? op->len : SIM_READ_CHUNK_MAX;
   if (most > left) most = left;
@@ -101,23 +129,29 @@ static void act_read(sim_backend *sb, tcp_op *op) {
   byte_stream_fill(p->read_seed, ss->read_offset, op->data, (size_t)n);
   ss->read_offset += n;
   report_done(sb, op, (int64_t)n);
+  return true;
 }
 
 /* One chunk of a write (all that is left when all_at_once); reports the op
- * when it is done or failed, else leaves it for a later pass. */
-static void act_write(sim_backend *sb, tcp_op *op, bool all_at_once) {
+ * when it is done or failed, else leaves it for a later pass -- or for its
+ * cancel, once a stalled peer took all it will. False if no byte moved. */
+static bool act_write(sim_backend *sb, tcp_op *op, bool all_at_once) {
   sim_sock *ss = sock_of(op);
   if (ss->write_shut || ss->write_broken) {
     report_error(sb, op, EPIPE);
-    return;
+    return true;
   }
   ZT_ASSERT(op->done < op->len);
   size_t left = op->len - op->done;
   size_t chunk = all_at_once || sim_rng_chance(&sb->rng, sb->knobs.full_write_pct)
                      ? left
                      : (size_t)sim_rng_range(&sb->rng, 1, left);
-  uint64_t room = ss->profile.write_limit - ss->written;
-  if (ss->profile.write_limit != SIM_NO_LIMIT && chunk > room) chunk = (size_t)room;
+  uint64_t room = write_room(ss);
+  if (chunk > room) chunk = (size_t)room;
+  if (chunk == 0 && ss->profile.write_end == SIM_WRITE_STALL) {
+    sim_op_of(op)->due_pass = SIM_WAITS;
+    return false;
+  }
   size_t wrong = byte_stream_first_diff(ss->profile.write_seed, ss->written, op->data + op->done, chunk);
   if (wrong != chunk)
     sim_fail("handle %lld: written byte %llu differs from the write stream (write %lld, byte %zu of %zu)",
@@ -127,13 +161,14 @@ static void act_write(sim_backend *sb, tcp_op *op, bool all_at_once) {
   op->done += chunk;
   if (op->done == op->len) {
     report_done(sb, op, (int64_t)op->len);
-  } else if (ss->written == ss->profile.write_limit) {
+  } else if (ss->written == ss->profile.write_limit && ss->profile.write_end == SIM_WRITE_RESET) {
     ss->write_broken = true; /* the peer took all it will and reset */
     report_error(sb, op, ECONNRESET);
   } else {
     sim_count(SIM_C_SHORT_WRITES);
-    schedule(sb, op);
+    schedule(sb, op); /* a stalled peer: the next act finds no room and waits */
   }
+  return true;
 }
 
 static void act_connect(sim_backend *sb, tcp_op *op) {
@@ -182,8 +217,8 @@ static bool act(sim_backend *sb, tcp_op *op) {
   bool race = so->cancel == SIM_CANCEL_RACE;
   if (race) sim_count(SIM_C_CANCEL_LOST_RACE);
   switch (op->kind) {
-    case OP_READ: act_read(sb, op); return true;
-    case OP_WRITE: act_write(sb, op, race); return true;
+    case OP_READ: return act_read(sb, op);
+    case OP_WRITE: return act_write(sb, op, race);
     case OP_CONNECT: act_connect(sb, op); return true;
     case OP_ACCEPT: return act_accept(sb, op);
     case OP_SHUTDOWN_WRITE:
@@ -267,13 +302,14 @@ void sim_cancel(backend *b, tcp_op *op) {
   }
   const sim_knobs *k = &sb->knobs;
   uint64_t pick = sim_rng_below(&sb->rng, k->cancel_now_w + k->cancel_later_w + k->cancel_race_w);
-  bool silent = op->kind == OP_CONNECT && sock_of(op)->profile.connect == SIM_CONNECT_SILENT;
+  /* An op that cannot end on its own (a silent peer) cannot win a race. */
+  bool stuck = !can_end(op, sock_of(op));
   sim_trace("sim cancel", op->request_id, (int64_t)pick, (int64_t)sb->passes);
   if (pick < k->cancel_now_w) {
     sim_count(SIM_C_CANCEL_AT_ONCE);
     report_cancelled(sb, op);
   } else {
-    so->cancel = pick < k->cancel_now_w + k->cancel_later_w || silent ? SIM_CANCEL_LATER : SIM_CANCEL_RACE;
+    so->cancel = pick < k->cancel_now_w + k->cancel_later_w || stuck ? SIM_CANCEL_LATER : SIM_CANCEL_RACE;
     if (so->cancel == SIM_CANCEL_RACE && sim_rng_chance(&sb->rng, 30)) (void)act(sb, op);
     else schedule(sb, op);
   }

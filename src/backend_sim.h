@@ -60,7 +60,13 @@ typedef enum sim_read_end {
   SIM_READ_ENDLESS, /* the peer sends forever */
   SIM_READ_EOF,     /* the peer shuts down after read_end_offset bytes */
   SIM_READ_RESET,   /* the peer resets after read_end_offset bytes */
+  SIM_READ_SILENT,  /* the peer goes quiet after read_end_offset bytes: reads then wait for ever */
 } sim_read_end;
+
+typedef enum sim_write_end {
+  SIM_WRITE_RESET, /* the peer resets once it took write_limit bytes */
+  SIM_WRITE_STALL, /* the peer stops reading there: the write waits for ever */
+} sim_write_end;
 
 typedef enum sim_connect_end {
   SIM_CONNECT_OK,
@@ -75,7 +81,8 @@ typedef struct sim_profile {
   uint64_t write_seed; /* byte_stream seed the written bytes must follow */
   sim_read_end read_end;
   uint64_t read_end_offset;
-  uint64_t write_limit; /* the peer resets once it took this many bytes; SIM_NO_LIMIT */
+  uint64_t write_limit; /* the peer takes this many bytes, then write_end; or SIM_NO_LIMIT */
+  sim_write_end write_end;
   sim_connect_end connect;
 } sim_profile;
 

@@ -121,10 +121,11 @@ sim_profile sim_profile_of(uint64_t run_seed, int64_t handle) {
   sim_profile p;
   p.read_seed = sim_rng_next(&r);
   p.write_seed = sim_rng_next(&r);
-  uint64_t end = sim_rng_below(&r, 10);
-  p.read_end = end < 5 ? SIM_READ_ENDLESS : end < 8 ? SIM_READ_EOF : SIM_READ_RESET;
+  uint64_t end = sim_rng_below(&r, 20);
+  p.read_end = end < 8 ? SIM_READ_ENDLESS : end < 13 ? SIM_READ_EOF : end < 16 ? SIM_READ_RESET : SIM_READ_SILENT;
   p.read_end_offset = sim_rng_chance(&r, 20) ? sim_rng_below(&r, 16) : sim_rng_below(&r, 20000);
-  p.write_limit = sim_rng_chance(&r, 75) ? SIM_NO_LIMIT : sim_rng_below(&r, 30000);
+  p.write_limit = sim_rng_chance(&r, 70) ? SIM_NO_LIMIT : sim_rng_below(&r, 30000);
+  p.write_end = sim_rng_chance(&r, 50) ? SIM_WRITE_RESET : SIM_WRITE_STALL;
   uint64_t connect = sim_rng_below(&r, 10);
   p.connect = connect < 6 ? SIM_CONNECT_OK : connect < 8 ? SIM_CONNECT_REFUSED : SIM_CONNECT_SILENT;
   return p;

@@ -103,6 +103,8 @@ void h_after_body(void (*fn)(void)) {
   g_after_body_fns[g_nafter_body_fns++] = fn;
 }
 
+const char *h_failure(void) { return g_outcome == H_FAIL ? g_msg : NULL; }
+
 static void run_after_body_fns(void) {
   for (size_t i = 0; i < g_nafter_body_fns; i++) g_after_body_fns[i]();
   g_nafter_body_fns = 0;

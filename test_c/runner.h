@@ -70,6 +70,9 @@ void h_at_test_end(void (*fn)(void));
  * thread, such as the simulation test, lets it run freely here). Same rules
  * as h_at_test_end; fn must not fail the test. */
 void h_after_body(void (*fn)(void));
+/* The running test's first failure ("why (file:line)"), or NULL while it has
+ * not failed (for an after-body function that reports early). */
+const char *h_failure(void);
 
 /* Runs one test: reset fake VM, tcp_init, fn, then the tracker's checks
  * (h_tracker_finish), the test-end functions and a reset of tracker and fake

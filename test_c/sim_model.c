@@ -32,7 +32,10 @@ static void *grow(void *array, size_t *cap, size_t elem) {
 }
 
 void model_reset(uint64_t run_seed) {
-  for (size_t i = 0; i < M.nsocks; i++) free(M.socks[i]);
+  for (size_t i = 0; i < M.nsocks; i++) {
+    free(M.socks[i]->writes);
+    free(M.socks[i]);
+  }
   for (size_t i = 0; i < M.nops; i++) free(M.ops[i]);
   free(M.socks);
   free(M.ops);
@@ -93,7 +96,11 @@ m_op *model_issue(int64_t request_id, m_sock *s, op_kind_t kind) {
   op->kind = kind;
   op->sock = index_of(s);
   if (kind == K_READ) op->seq = s->reads_issued++;
-  if (kind == K_WRITE || kind == K_SHUTW) op->seq = s->writes_issued++;
+  if (kind == K_WRITE || kind == K_SHUTW) {
+    if (s->writes_issued == s->cap_writes) s->writes = grow(s->writes, &s->cap_writes, sizeof(*s->writes));
+    s->writes[s->writes_issued] = op;
+    op->seq = s->writes_issued++;
+  }
   if (kind == K_ACCEPT) s->accepts_out++;
   s->requests_out++;
   h_issue(request_id, s->port, kind, s->handle, (int64_t)M.nops);
@@ -171,6 +178,8 @@ static void check_read(m_sock *s, const m_op *op, const h_req *r) {
   EXPECT(s->connect == MC_OK || s->connect == MC_ACCEPTED, "read %lld completed (%lld) before its connect", id,
          (long long)res);
   bool at_end = p->read_end != SIM_READ_ENDLESS && s->read_offset == p->read_end_offset;
+  EXPECT(!at_end || p->read_end != SIM_READ_SILENT, "read %lld ended (%lld) where the peer went silent", id,
+         (long long)res);
   if (res > 0) {
     EXPECT(res <= op->bytes_max, "read %lld of at most %lld bytes returned %lld", id, (long long)op->bytes_max,
            (long long)res);
@@ -218,6 +227,9 @@ static void check_write(m_sock *s, const m_op *op, const h_req *r) {
   EXPECT(op->write_offset == s->written_ok, "test bug: write %lld at offset %llu after %llu written", id,
          (unsigned long long)op->write_offset, (unsigned long long)s->written_ok);
   uint64_t end = op->write_offset + op->write_len;
+  EXPECT(s->profile.write_limit == SIM_NO_LIMIT || end <= s->profile.write_limit ||
+             s->profile.write_end != SIM_WRITE_STALL,
+         "write %lld ended (%lld) though the peer stopped reading before its end", id, (long long)res);
   if (s->profile.write_limit == SIM_NO_LIMIT || end <= s->profile.write_limit) {
     EXPECT(res == (int64_t)op->write_len, "write %lld of %llu bytes ended with %lld (%s)", id,
            (unsigned long long)op->write_len, (long long)res, h_code_name(res));
@@ -326,11 +338,25 @@ void model_shutdown(void) {
 
 /* ---- liveness ----------------------------------------------------------------------------- */
 
-/* Requests of s may wait for ever: its connect is pending, never answered and
- * has no deadline (only a close or tcp_shutdown ends it). */
-static bool may_wait_forever(const m_sock *s) {
-  return !s->closed && s->connect == MC_PENDING && s->profile.connect == SIM_CONNECT_SILENT &&
-         s->connect_timeout_ms <= 0;
+/* Requests of an open socket that may wait for ever, for only a close or
+ * tcp_shutdown ends them: everything behind a connect the peer never answers
+ * and that has no deadline; reads once the peer went silent; writes from the
+ * first one a stalled peer will not take in full. */
+static uint32_t may_wait_forever(const m_sock *s) {
+  if (s->closed) return 0;
+  if (s->connect == MC_PENDING && s->profile.connect == SIM_CONNECT_SILENT && s->connect_timeout_ms <= 0)
+    return s->requests_out;
+  uint32_t n = 0;
+  const sim_profile *p = &s->profile;
+  if (p->read_end == SIM_READ_SILENT && s->read_offset == p->read_end_offset)
+    n += (uint32_t)(s->reads_issued - s->reads_done);
+  if (s->writes_done < s->writes_issued && s->write_state == MW_OK && p->write_end == SIM_WRITE_STALL &&
+      p->write_limit != SIM_NO_LIMIT) {
+    const m_op *head = s->writes[s->writes_done];
+    if (head->kind == K_WRITE && head->write_offset + head->write_len > p->write_limit)
+      n += (uint32_t)(s->writes_issued - s->writes_done);
+  }
+  return n;
 }
 
 size_t model_must_complete(const m_op **first, const m_sock **first_sock) {
@@ -339,8 +365,9 @@ size_t model_must_complete(const m_op **first, const m_sock **first_sock) {
   *first_sock = NULL;
   for (size_t i = 0; i < M.nsocks; i++) {
     const m_sock *s = M.socks[i];
-    if (s->requests_out == 0 || may_wait_forever(s)) continue;
-    n += s->requests_out;
+    uint32_t waiting = may_wait_forever(s);
+    if (s->requests_out <= waiting) continue;
+    n += s->requests_out - waiting;
     if (*first_sock == NULL) *first_sock = s;
   }
   if (*first_sock == NULL) return 0;

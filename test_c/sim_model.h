@@ -46,6 +46,8 @@ typedef struct m_sock {
   m_write_state write_state;
   uint64_t reads_issued, reads_done, writes_issued, writes_done;
   uint32_t writes_in_core; /* writes and shutw not yet completed, except those ended at once */
+  struct m_op **writes;    /* every write and shutw, in call order (writes[writes_done]: the next to end) */
+  size_t cap_writes;
   uint32_t accepts_out;   /* accepts not yet completed */
   uint32_t requests_out;  /* every request not yet completed (connect, accept, read, write, shutw, close) */
 } m_sock;

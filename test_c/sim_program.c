@@ -55,11 +55,15 @@ static struct {
   uint32_t weights[A_COUNT];
   uint32_t step_pct; /* after a call, steps follow this often */
   uint64_t calls, steps;
+  void (*on_failure)(const sim_seed_outcome *early);
 } P;
 
 static uint8_t g_write_buf[WRITE_LEN_MAX];
 
-void sim_program_configure(bool ipv6) { P.ipv6 = ipv6; }
+void sim_program_configure(bool ipv6, void (*on_failure)(const sim_seed_outcome *early)) {
+  P.ipv6 = ipv6;
+  P.on_failure = on_failure;
+}
 
 static uint64_t below(uint64_t n) { return sim_rng_below(&P.rng, n); }
 static uint64_t range(uint64_t lo, uint64_t hi) { return sim_rng_range(&P.rng, lo, hi); }
@@ -379,10 +383,12 @@ static void liveness(void) {
     const m_sock *s;
     size_t left = model_must_complete(&op, &s);
     if (left == 0) return;
-    if (i == LIVENESS_STEPS_MAX)
-      FAILF("liveness: %zu request(s) still pending after %d steps with nothing new to do; the first: "
-            "request %lld (kind %d) of handle %lld",
-            left, LIVENESS_STEPS_MAX, op ? (long long)op->id : -1LL, op ? (int)op->kind : -1, (long long)s->handle);
+    if (i == LIVENESS_STEPS_MAX) {
+      static const char *const kinds[] = {"?", "connect", "accept", "read", "write", "shutdown_write", "close"};
+      FAILF("liveness: %zu request(s) still pending after %d steps with nothing new to do; the oldest of "
+            "handle %lld: %s %lld",
+            left, LIVENESS_STEPS_MAX, (long long)s->handle, op ? kinds[op->kind] : "?", op ? (long long)op->id : -1LL);
+    }
     step();
   }
 }
@@ -401,12 +407,24 @@ static void shut_down(void) {
   if (sim_socks_live() != 0) FAILF("%llu sim socket record(s) left after tcp_shutdown", (unsigned long long)sim_socks_live());
 }
 
-static void free_run_if_up(void) {
+/* After the body: a failed check leaves the sim in step mode, so let
+ * tcp_shutdown through, and say why the seed failed before the teardown runs
+ * (a broken engine may hang there). */
+static void after_body(void) {
+  const char *why = h_failure();
+  if (why != NULL && P.on_failure != NULL) {
+    sim_seed_outcome early;
+    memset(&early, 0, sizeof early);
+    snprintf(early.message, sizeof early.message, "%s", why);
+    early.trace_hash = sim_trace_hash();
+    early.trace_events = sim_trace_events();
+    P.on_failure(&early);
+  }
   if (tcp_backend_name() != NULL) sim_free_run_now();
 }
 
 static void seed_body(void) {
-  h_after_body(free_run_if_up); /* a failed check leaves the sim in step mode: let tcp_shutdown through */
+  h_after_body(after_body);
   const char *name = tcp_backend_name();
   if (name == NULL || strcmp(name, "sim") != 0) FAILF("the engine runs backend %s, not sim", name ? name : "(none)");
   sim_sync();
@@ -433,8 +451,10 @@ sim_seed_outcome sim_run_seed(uint64_t seed, bool trace) {
   sim_seed_outcome out;
   memset(&out, 0, sizeof out);
   bool ipv6 = P.ipv6;
+  void (*on_failure)(const sim_seed_outcome *) = P.on_failure;
   memset(&P, 0, sizeof P);
   P.ipv6 = ipv6;
+  P.on_failure = on_failure;
   P.seed = seed;
   P.rng.counter = byte_stream_mix64(seed ^ 0x9a0c5a11u);
   sim_configure(seed);
@@ -444,6 +464,7 @@ sim_seed_outcome sim_run_seed(uint64_t seed, bool trace) {
   int fds_before = open_fds();
   h_outcome result = h_run_test(seed_body, out.message, sizeof out.message);
   int fds_after = open_fds();
+  out.final = true;
   out.passed = result == H_PASS;
   if (out.passed && fds_after != fds_before) {
     out.passed = false;

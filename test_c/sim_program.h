@@ -14,6 +14,7 @@
 #include "sim_model.h"
 
 typedef struct sim_seed_outcome {
+  bool final; /* false: an early report of a failure, before the teardown */
   bool passed;
   char message[900];    /* why it failed */
   uint64_t trace_hash;  /* FNV-1a over every event: equal for equal runs */
@@ -23,8 +24,10 @@ typedef struct sim_seed_outcome {
   uint64_t outcomes[MO_COUNT];        /* how the completions ended */
 } sim_seed_outcome;
 
-/* Whether IPv6 sockets can be made here (connects to ::1 then join the mix). */
-void sim_program_configure(bool ipv6);
+/* Whether IPv6 sockets can be made here (connects to ::1 then join the mix),
+ * and who hears of a failure at once, before the teardown (which may hang
+ * when the engine is broken); may be NULL. */
+void sim_program_configure(bool ipv6, void (*on_failure)(const sim_seed_outcome *early));
 /* Runs seed in this process (ZIG_TCP_BACKEND must be "sim"). With trace,
  * every call, step, sim decision and completion is printed. */
 sim_seed_outcome sim_run_seed(uint64_t seed, bool trace);

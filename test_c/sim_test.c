@@ -9,7 +9,7 @@
  *   SIM_DURATION_S=S                  long mode: seeds from SIM_SEED_FIRST on for S seconds
  *   SIM_SEED=N [SIM_TRACE=1]          replay one seed in this process (every event printed)
  *   SIM_JOBS=J                        seeds run at once (default: the CPUs)
- *   SIM_SEED_TIMEOUT_S=T              a seed that runs longer is a hang (default 300)
+ *   SIM_SEED_TIMEOUT_S=T              a seed that runs longer is a hang (default 120)
  *
  * Each seed runs in a child process of its own: a fresh process is what makes
  * a seed replay exactly with SIM_SEED=N (the handle table outlives an engine
@@ -54,6 +54,7 @@ static struct {
   uint64_t calls, steps, completions;
   uint64_t sim_counters[SIM_C_COUNT], outcomes[MO_COUNT];
   const char *program; /* argv[0], for the replay line */
+  bool ipv6;
   bool have_check_hash;
   uint64_t check_hash, check_events; /* the first seed's, from the batch */
 } T;
@@ -78,6 +79,19 @@ static bool ipv6_available(void) {
 
 /* ---- one seed in a child ----------------------------------------------------------------------- */
 
+static int g_result_fd = -1; /* the child's end of its result pipe */
+
+/* A failed check, reported before the teardown: if a broken engine then
+ * hangs in tcp_shutdown or aborts, the parent still learns why. */
+static void report_early(const sim_seed_outcome *early) {
+  ssize_t n = write(g_result_fd, early, sizeof *early);
+  (void)n;
+}
+
+static void print_early(const sim_seed_outcome *early) {
+  printf("failed (before the teardown): %s\n", early->message);
+}
+
 static void run_child(uint64_t seed, int fd, int cpu) {
   if (T.cpus > 1) {
     /* Test thread and I/O thread take turns: on one CPU a turn is a cheap
@@ -88,6 +102,8 @@ static void run_child(uint64_t seed, int fd, int cpu) {
     (void)sched_setaffinity(0, sizeof set, &set);
   }
   alarm(T.timeout_s); /* a hang (a lost wake, a close that never completes) kills the seed */
+  g_result_fd = fd;
+  sim_program_configure(T.ipv6, report_early);
   sim_seed_outcome out = sim_run_seed(seed, false);
   ssize_t n = write(fd, &out, sizeof out);
   (void)n;
@@ -117,23 +133,44 @@ static job start_seed(uint64_t seed, int slot, const job *running, int nrunning)
   return (job){pid, fds[0], seed};
 }
 
-/* What a finished child reported, or why it reported nothing. */
-static sim_seed_outcome collect(const job *j, int status) {
-  sim_seed_outcome out;
-  memset(&out, 0, sizeof out);
-  ssize_t n = read(j->fd, &out, sizeof out);
-  close(j->fd);
-  if (n == (ssize_t)sizeof out && WIFEXITED(status) && WEXITSTATUS(status) == (out.passed ? 0 : 1)) return out;
-  memset(&out, 0, sizeof out);
+/* Reads the child's records (an early failure report, then the final one)
+ * until it closed the pipe. Returns how many arrived whole. */
+static size_t read_records(int fd, sim_seed_outcome records[2]) {
+  size_t got = 0;
+  ssize_t n;
+  while (got < 2 * sizeof(sim_seed_outcome) &&
+         ((n = read(fd, (char *)records + got, 2 * sizeof(sim_seed_outcome) - got)) > 0 || (n < 0 && errno == EINTR)))
+    if (n > 0) got += (size_t)n;
+  return got / sizeof(sim_seed_outcome);
+}
+
+static void describe_death(int status, char *text, size_t size) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
-    snprintf(out.message, sizeof out.message, "killed by signal %d (%s)%s", sig, strsignal(sig),
+    snprintf(text, size, "killed by signal %d (%s)%s", sig, strsignal(sig),
              sig == SIGABRT ? ": a failed invariant or sanitizer report, printed above"
              : sig == SIGALRM ? ": the seed hung" : "");
   } else {
-    snprintf(out.message, sizeof out.message, "exited %d without a result (sanitizer report above?)",
+    snprintf(text, size, "exited %d without a result (sanitizer report above?)",
              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   }
+}
+
+/* What a finished child reported, or why it reported nothing. */
+static sim_seed_outcome collect(const job *j, int status) {
+  sim_seed_outcome records[2];
+  memset(records, 0, sizeof records);
+  size_t n = read_records(j->fd, records);
+  close(j->fd);
+  sim_seed_outcome out = n > 0 ? records[n - 1] : records[0];
+  if (n > 0 && out.final && WIFEXITED(status) && WEXITSTATUS(status) == (out.passed ? 0 : 1)) return out;
+  char death[200];
+  describe_death(status, death, sizeof death);
+  char early[sizeof out.message];
+  snprintf(early, sizeof early, "%s", n > 0 ? out.message : "");
+  memset(&out, 0, sizeof out);
+  if (early[0] != '\0') snprintf(out.message, sizeof out.message, "%.600s; then, in the teardown, %s", early, death);
+  else snprintf(out.message, sizeof out.message, "%s", death);
   return out;
 }
 
@@ -262,12 +299,13 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   setenv("ZIG_TCP_BACKEND", "sim", 1);
   h_runner_configure();
-  sim_program_configure(ipv6_available());
+  T.ipv6 = ipv6_available();
+  sim_program_configure(T.ipv6, print_early);
   if (getenv("SIM_SEED") != NULL) return replay_one(env_u64("SIM_SEED", 0), env_u64("SIM_TRACE", 0) != 0);
   T.seed_first = env_u64("SIM_SEED_FIRST", 1);
   T.seeds = env_u64("SIM_SEEDS", 10000);
   T.duration_s = env_u64("SIM_DURATION_S", 0);
-  T.timeout_s = (unsigned)env_u64("SIM_SEED_TIMEOUT_S", 300);
+  T.timeout_s = (unsigned)env_u64("SIM_SEED_TIMEOUT_S", 120);
   T.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (T.cpus < 1) T.cpus = 1;
   T.jobs = (int)env_u64("SIM_JOBS", (uint64_t)T.cpus);

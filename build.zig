@@ -8,6 +8,7 @@
 //!   ./zigw build -Dtarget=aarch64-macos           libuv backend, compile only
 //!   ./zigw build sanitize-address --prefix build  build/san-address/: engine + suite, ASan+UBSan+LSan
 //!   ./zigw build sanitize-thread --prefix build   build/san-thread/: the same with TSan
+//!   ./zigw build sim-address --prefix build       build/san-address/sim_test: the simulation test, ASan+UBSan+LSan
 //!   ./zigw build fuzz --prefix build              build/fuzz/fuzz_ops (libFuzzer+ASan+UBSan)
 //!   ./zigw build faults --prefix build            build/reliability/faults (also: soak,
 //!                                                 repro_restart_shutdown, nfq_delay)
@@ -431,6 +432,7 @@ fn addCheckedBuilds(b: *std.Build, uv: ?Libuv) void {
     const address = &.{ "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer" };
     addSanitizerBuild(c, "address", address);
     addSanitizerBuild(c, "thread", &.{"-fsanitize=thread"});
+    addSimSanitizerBuild(c, address);
     addFuzzBuild(c);
     addReliabilityTool(c, "faults", "-O1");
     addReliabilityTool(c, "soak", "-O2");
@@ -471,6 +473,22 @@ fn addSanitizerBuild(c: Checked, mode: []const u8, sanitize: []const []const u8)
     const dir = b.fmt("san-{s}", .{mode});
     c.install(step, so, dir, "libzig_tcp.so");
     c.install(step, suite, dir, "tcp_suite");
+}
+
+/// `sim-address`: sim_test (the core, the simulation backend and the test, all
+/// with ASan+UBSan+LSan) into <prefix>/san-address/sim_test.
+fn addSimSanitizerBuild(c: Checked, sanitize: []const []const u8) void {
+    const b = c.b;
+    const step = b.step("sim-address", "The simulation test with ASan+UBSan+LSan into <prefix>/san-address/");
+    const flags = concat(b, &.{ &.{ "-g", "-O1" }, sanitize, &c_flags, &.{ "-DZIG_TCP_HAVE_SIM=1", "-DZIG_TCP_ASSERTS=1" } });
+    var engine: std.ArrayList(std.Build.LazyPath) = .empty;
+    for (core_sources ++ sim_sources) |f| engine.append(b.allocator, c.enginePath(f)) catch @panic("OOM");
+    const objects = concatPaths(b, &.{
+        c.compileAll(engine.items, flags, c.engineIncludes()),
+        c.compileAll(c.paths(&sim_test_sources), flags, c.engineIncludes()),
+    });
+    const program = c.link("sim_test", concat(b, &.{ &.{ "-g", "-O1" }, sanitize }), null, objects, &.{}, &.{"-lpthread"});
+    c.install(step, program, "san-address", "sim_test");
 }
 
 /// Flags of the engine and the test program in the fuzz and reliability builds

@@ -151,12 +151,11 @@ static void describe_death(int status, char *text, size_t size) {
              sig == SIGABRT ? ": a failed invariant or sanitizer report, printed above"
              : sig == SIGALRM ? ": the seed hung" : "");
   } else {
-    snprintf(text, size, "exited %d without a result (sanitizer report above?)",
-             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    snprintf(text, size, "exited %d (a sanitizer report, printed above?)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   }
 }
 
-/* What a finished child reported, or why it reported nothing. */
+/* What a finished child reported; or what it said before it died, and how. */
 static sim_seed_outcome collect(const job *j, int status) {
   sim_seed_outcome records[2];
   memset(records, 0, sizeof records);
@@ -164,13 +163,14 @@ static sim_seed_outcome collect(const job *j, int status) {
   close(j->fd);
   sim_seed_outcome out = n > 0 ? records[n - 1] : records[0];
   if (n > 0 && out.final && WIFEXITED(status) && WEXITSTATUS(status) == (out.passed ? 0 : 1)) return out;
-  char death[200];
+  char death[200], said[sizeof out.message];
   describe_death(status, death, sizeof death);
-  char early[sizeof out.message];
-  snprintf(early, sizeof early, "%s", n > 0 ? out.message : "");
-  memset(&out, 0, sizeof out);
-  if (early[0] != '\0') snprintf(out.message, sizeof out.message, "%.600s; then, in the teardown, %s", early, death);
-  else snprintf(out.message, sizeof out.message, "%s", death);
+  if (n == 0) said[0] = '\0';
+  else if (out.final && out.passed) snprintf(said, sizeof said, "passed its checks, but then ");
+  else snprintf(said, sizeof said, "%.600s; then%s ", out.message, out.final ? "" : ", in the teardown,");
+  out.final = true;
+  out.passed = false;
+  snprintf(out.message, sizeof out.message, "%s%s", said, death);
   return out;
 }
 

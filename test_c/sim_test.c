@@ -4,7 +4,7 @@
  * (src/backend_sim.h), one seed at a time, in the spirit of TigerBeetle's
  * VOPR. What one seed does and checks: sim_program.h, sim_model.h.
  *
- *   sim_test                          seeds 1..10000, SIM_JOBS at a time
+ *   sim_test                          seeds 1..20000, SIM_JOBS at a time
  *   SIM_SEEDS=N SIM_SEED_FIRST=K      seeds K..K+N-1
  *   SIM_DURATION_S=S                  long mode: seeds from SIM_SEED_FIRST on for S seconds
  *   SIM_SEED=N [SIM_TRACE=1]          replay one seed in this process (every event printed)
@@ -303,7 +303,7 @@ int main(int argc, char **argv) {
   sim_program_configure(T.ipv6, print_early);
   if (getenv("SIM_SEED") != NULL) return replay_one(env_u64("SIM_SEED", 0), env_u64("SIM_TRACE", 0) != 0);
   T.seed_first = env_u64("SIM_SEED_FIRST", 1);
-  T.seeds = env_u64("SIM_SEEDS", 10000);
+  T.seeds = env_u64("SIM_SEEDS", 20000);
   T.duration_s = env_u64("SIM_DURATION_S", 0);
   T.timeout_s = (unsigned)env_u64("SIM_SEED_TIMEOUT_S", 120);
   T.cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);

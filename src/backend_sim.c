@@ -67,19 +67,19 @@ static void forget(sim_backend *sb, tcp_op *op) {
 }
 
 static void report_done(sim_backend *sb, tcp_op *op, int64_t result) {
-  sim_trace("sim done", op->request_id, result, (int64_t)sb->passes);
+  sim_trace("sim: request %lld done: %lld", (long long)op->request_id, (long long)result);
   forget(sb, op);
   sink_op_done(sb->base.sink, op, result);
 }
 
 static void report_error(sim_backend *sb, tcp_op *op, int os_error) {
-  sim_trace("sim error", op->request_id, os_error, (int64_t)sb->passes);
+  sim_trace("sim: request %lld failed: errno %d", (long long)op->request_id, os_error);
   forget(sb, op);
   sink_op_error(sb->base.sink, op, os_error);
 }
 
 static void report_cancelled(sim_backend *sb, tcp_op *op) {
-  sim_trace("sim cancelled", op->request_id, 0, (int64_t)sb->passes);
+  sim_trace("sim: request %lld cancelled", (long long)op->request_id);
   forget(sb, op);
   sink_op_cancelled(sb->base.sink, op);
 }
@@ -200,7 +200,7 @@ static bool act_accept(sim_backend *sb, tcp_op *op) {
     report_error(sb, op, errno);
     return true;
   }
-  sim_trace("sim accepted", op->request_id, 0, (int64_t)sb->passes);
+  sim_trace("sim: request %lld accepted a connection", (long long)op->request_id);
   forget(sb, op);
   sink_accept_done(sb->base.sink, op, fd);
   return true;
@@ -282,7 +282,8 @@ void sim_submit(backend *b, tcp_op *op) {
   check_submit(ss, op);
   memset(sim_op_of(op), 0, sizeof(sim_op));
   sim_op_of(op)->due_pass = SIM_WAITS;
-  sim_trace(kind_name(op->kind), ss->handle, op->request_id, (int64_t)op->len);
+  sim_trace("sim: submit %s of handle %lld: request %lld, %zu bytes", kind_name(op->kind), (long long)ss->handle,
+            (long long)op->request_id, op->len);
   queue_push(&sb->pending, &op->backend_link);
   ss->pending++;
   start_op(sb, op, ss);
@@ -304,7 +305,7 @@ void sim_cancel(backend *b, tcp_op *op) {
   uint64_t pick = sim_rng_below(&sb->rng, k->cancel_now_w + k->cancel_later_w + k->cancel_race_w);
   /* An op that cannot end on its own (a silent peer) cannot win a race. */
   bool stuck = !can_end(op, sock_of(op));
-  sim_trace("sim cancel", op->request_id, (int64_t)pick, (int64_t)sb->passes);
+  sim_trace("sim: cancel request %lld (draw %llu)", (long long)op->request_id, (unsigned long long)pick);
   if (pick < k->cancel_now_w) {
     sim_count(SIM_C_CANCEL_AT_ONCE);
     report_cancelled(sb, op);
@@ -322,7 +323,7 @@ static void free_sock(sim_backend *sb, tcp_sock *s) {
   set_sock_state(s, NULL);
   free(ss);
   sim_count_socks_live(-1);
-  sim_trace("sim released", s->handle, 0, (int64_t)sb->passes);
+  sim_trace("sim: handle %lld released", (long long)s->handle);
   sink_sock_released(sb->base.sink, s);
 }
 
@@ -442,7 +443,7 @@ void sim_run_pass(sim_backend *sb, int64_t timeout_ms) {
     sb->now_ms = start_ms + timeout_ms;
     sim_count(SIM_C_TIME_JUMPS);
   }
-  sim_trace("sim pass", (int64_t)sb->passes, sb->now_ms, (int64_t)acted);
+  sim_trace("sim: pass %llu at %lld ms: %zu acted", (unsigned long long)sb->passes, (long long)sb->now_ms, acted);
 }
 
 /* ---- adopt ------------------------------------------------------------------------------ */
@@ -461,7 +462,7 @@ int32_t sim_adopt(backend *b, tcp_sock *s) {
   queue_push(&sb->socks, &ss->all_link);
   set_sock_state(s, ss);
   sim_count_socks_live(+1);
-  sim_trace(ss->listener ? "sim listener" : "sim connection", s->handle, 0, 0);
+  sim_trace("sim: adopt %s %lld", ss->listener ? "listener" : "connection", (long long)s->handle);
   sim_unlock(sb);
   return TCP_OK;
 }

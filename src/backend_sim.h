@@ -140,8 +140,12 @@ void sim_report_reset(void);
 
 /* ---- the event trace (both threads) -------------------------------------------- */
 
-/* Adds one event to the trace's hash; prints it when tracing is on. */
-void sim_trace(const char *what, int64_t a, int64_t b, int64_t c);
+/* Adds one event (printf-style text) to the trace's hash; prints it when
+ * tracing is on. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((format(printf, 1, 2)))
+#endif
+void sim_trace(const char *fmt, ...);
 void sim_trace_start(bool print);
 uint64_t sim_trace_hash(void);
 uint64_t sim_trace_events(void);

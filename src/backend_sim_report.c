@@ -76,15 +76,20 @@ void sim_count_socks_live(int delta) {
   pthread_mutex_unlock(&g_report_mu);
 }
 
-void sim_trace(const char *what, int64_t a, int64_t b, int64_t c) {
-  int64_t values[3] = {a, b, c};
+void sim_trace(const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  size_t len = n < 0 ? 0 : (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
   pthread_mutex_lock(&g_report_mu);
-  R.trace_hash = byte_stream_fnv1a(R.trace_hash, (const uint8_t *)what, strlen(what));
-  R.trace_hash = byte_stream_fnv1a(R.trace_hash, (const uint8_t *)values, sizeof values);
+  R.trace_hash = byte_stream_fnv1a(R.trace_hash, (const uint8_t *)line, len);
+  R.trace_hash = byte_stream_fnv1a(R.trace_hash, (const uint8_t *)"\n", 1);
   R.trace_events++;
   bool print = R.trace_print;
   pthread_mutex_unlock(&g_report_mu);
-  if (print) printf("  %-16s %20lld %20lld %20lld\n", what, (long long)a, (long long)b, (long long)c);
+  if (print) printf("  %s\n", line);
 }
 
 void sim_trace_start(bool print) {

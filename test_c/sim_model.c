@@ -318,7 +318,8 @@ void model_drain(const int64_t *ports, size_t nports) {
     fd_port_stats st;
     while (fake_dart_port_stats(ports[i], &st) && st.queued > 0) {
       h_req *r = h_next(ports[i]);
-      sim_trace("done", r->c.request_id, r->c.result, r->c.payload_int);
+      sim_trace("done: request %lld: %lld %s (payload %lld)", (long long)r->c.request_id, (long long)r->c.result,
+                h_code_name(r->c.result), (long long)r->c.payload_int);
       check_completion(r);
       M.stats.outcomes[outcome_of(M.ops[r->user], r->c.result)]++;
       h_release(r);

@@ -81,7 +81,7 @@ static void check_sim(void) {
 static void step(void) {
   sim_step();
   P.steps++;
-  sim_trace("step", (int64_t)P.steps, sim_now_ms(), 0);
+  sim_trace("step %llu: clock %lld ms", (unsigned long long)P.steps, (long long)sim_now_ms());
   check_sim();
   model_drain(P.ports, P.nports);
 }
@@ -132,8 +132,11 @@ static size_t open_socks(void) {
   return n;
 }
 
-static void expect_rc(const char *call, int64_t handle, int64_t rc, int64_t want) {
-  sim_trace(call, handle, rc, 0);
+/* The call's return code against the model's; arg is the call's size
+ * argument (bytes_max, bytes_len) or 0. */
+static void expect_rc(const char *call, int64_t handle, int64_t id, int64_t arg, int64_t rc, int64_t want) {
+  sim_trace("call %s(handle %lld, request %lld, %lld) = %lld %s", call, (long long)handle, (long long)id,
+            (long long)arg, (long long)rc, h_code_name(rc));
   if (rc != want)
     FAILF("%s(handle %lld) returned %lld (%s), expected %lld (%s)", call, (long long)handle, (long long)rc,
           h_code_name(rc), (long long)want, h_code_name(want));
@@ -147,7 +150,7 @@ static void do_listen(void) {
   if (open_socks() >= OPEN_SOCKS_MAX) return;
   int64_t port = random_port();
   int64_t h = tcp_listen(port, H_LOOPBACK4, 4, 0, (int32_t)below(17), 1, 0);
-  sim_trace("call listen", h, port, 0);
+  sim_trace("call listen(port %lld) = %lld", (long long)port, (long long)h);
   if (h <= 0) FAILF("tcp_listen returned %lld (%s), os error %d", (long long)h, h_code_name(h), tcp_last_os_error());
   model_add(h, port, M_LISTENER);
   int32_t local = tcp_local_port(h);
@@ -167,7 +170,7 @@ static void do_connect_bad(int64_t port) {
   int64_t id = h_new_id();
   bool zero_port = chance(50);
   int64_t rc = tcp_connect(port, id, H_LOOPBACK4, zero_port ? 4 : 5, zero_port ? 0 : 80, NULL, 0, 0, 0);
-  expect_rc("call connect bad", 0, rc, TCP_ERR_INVALID_ARGUMENT);
+  expect_rc("connect with a bad argument", 0, id, 0, rc, TCP_ERR_INVALID_ARGUMENT);
 }
 
 static void do_connect(void) {
@@ -181,7 +184,8 @@ static void do_connect(void) {
   int64_t id = h_new_id();
   int64_t now = sim_now_ms();
   int64_t h = tcp_connect(port, id, v6 ? H_LOOPBACK6 : H_LOOPBACK4, v6 ? 16 : 4, tcp_port, NULL, 0, 0, timeout);
-  sim_trace("call connect", h, id, timeout);
+  sim_trace("call connect(port %lld, request %lld, %s, timeout %lld ms) = %lld", (long long)port, (long long)id,
+            v6 ? "::1" : "127.0.0.1", (long long)timeout, (long long)h);
   if (h <= 0) FAILF("tcp_connect returned %lld (%s)", (long long)h, h_code_name(h));
   m_sock *s = model_add(h, port, M_CONN);
   s->connect = MC_PENDING;
@@ -194,7 +198,7 @@ static void do_accept(void) {
   int64_t h = pick_handle(M_LISTENER);
   int64_t want = model_expect_call(h, K_ACCEPT);
   int64_t id = h_new_id();
-  expect_rc("call accept", h, tcp_accept(h, id), want);
+  expect_rc("accept", h, id, 0, tcp_accept(h, id), want);
   if (want == TCP_OK) model_issue(id, model_find(h), K_ACCEPT);
 }
 
@@ -202,7 +206,7 @@ static void do_dial(void) {
   int64_t h = pick_handle(M_LISTENER);
   const m_sock *s = model_find(h);
   bool found = sim_dial(h, (uint32_t)range(1, 2));
-  sim_trace("dial", h, found, 0);
+  sim_trace("dial listener %lld: %s", (long long)h, found ? "found" : "not found");
   /* A closed listener may still be known to the sim until its release. */
   if (s != NULL && s->kind == M_LISTENER && !s->closed && !found) FAILF("sim_dial: open listener %lld unknown", (long long)h);
   if (s == NULL && found) FAILF("sim_dial: made-up handle %lld found", (long long)h);
@@ -225,7 +229,7 @@ static void do_read(void) {
   int64_t bytes_max = read_bytes_max(&bad);
   int64_t want = bad ? TCP_ERR_INVALID_ARGUMENT : model_expect_call(h, K_READ);
   int64_t id = h_new_id();
-  expect_rc("call read", h, tcp_read(h, id, bytes_max), want);
+  expect_rc("read", h, id, bytes_max, tcp_read(h, id, bytes_max), want);
   if (want == TCP_OK) model_issue(id, model_find(h), K_READ)->bytes_max = bytes_max;
 }
 
@@ -244,7 +248,7 @@ static void do_write_bad(int64_t h) {
   uint64_t kind = below(3);
   const uint8_t *bytes = kind == 0 ? NULL : g_write_buf;
   int64_t len = kind == 0 ? 5 : kind == 1 ? -1 : (int64_t)TCP_WRITE_BYTES_MAX + 1;
-  expect_rc("call write bad", h, tcp_write(h, id, bytes, len), TCP_ERR_INVALID_ARGUMENT);
+  expect_rc("write with a bad argument", h, id, len, tcp_write(h, id, bytes, len), TCP_ERR_INVALID_ARGUMENT);
 }
 
 static void do_write(void) {
@@ -255,7 +259,7 @@ static void do_write(void) {
   if (s != NULL) byte_stream_fill(s->profile.write_seed, s->write_offset, g_write_buf, (size_t)len);
   int64_t want = model_expect_call(h, K_WRITE);
   int64_t id = h_new_id();
-  expect_rc("call write", h, tcp_write(h, id, len ? g_write_buf : NULL, len), want);
+  expect_rc("write", h, id, len, tcp_write(h, id, len ? g_write_buf : NULL, len), want);
   if (want != TCP_OK) return;
   bool connected = s->connect == MC_OK || s->connect == MC_ACCEPTED;
   m_op *op = model_issue(id, s, K_WRITE);
@@ -272,7 +276,7 @@ static void do_shutdown_write(void) {
   int64_t h = pick_handle(M_CONN);
   int64_t want = model_expect_call(h, K_SHUTW);
   int64_t id = h_new_id();
-  expect_rc("call shutw", h, tcp_shutdown_write(h, id), want);
+  expect_rc("shutdown_write", h, id, 0, tcp_shutdown_write(h, id), want);
   if (want != TCP_OK) return;
   model_issue(id, model_find(h), K_SHUTW);
   model_find(h)->writes_in_core++;
@@ -287,7 +291,7 @@ static void do_close(void) {
   int64_t h = pick_handle(chance(50) ? M_CONN : M_LISTENER);
   int64_t want = model_expect_call(h, K_CLOSE);
   int64_t id = h_new_id();
-  expect_rc("call close", h, tcp_close(h, id), want);
+  expect_rc("close", h, id, 0, tcp_close(h, id), want);
   if (want != TCP_OK) return;
   m_sock *s = model_find(h);
   mark_closed(s);
@@ -299,7 +303,7 @@ static void do_close(void) {
 static void do_finalize(void) {
   int64_t h = pick_handle(chance(50) ? M_CONN : M_LISTENER);
   tcp_close_finalizer((void *)(intptr_t)h);
-  sim_trace("call finalizer", h, 0, 0);
+  sim_trace("call close_finalizer(handle %lld)", (long long)h);
   m_sock *s = model_find(h);
   if (s != NULL && !s->closed) mark_closed(s);
 }
@@ -308,12 +312,12 @@ static void do_finalize(void) {
 static void do_accessor(void) {
   int64_t h = pick_handle(M_CONN);
   int64_t want = model_expect_call(h, 0);
-  expect_rc("call no_delay", h, tcp_set_no_delay(h, 1), want);
-  if (want == TCP_OK) expect_rc("call get no_delay", h, tcp_get_no_delay(h), 1);
+  expect_rc("set_no_delay", h, 0, 1, tcp_set_no_delay(h, 1), want);
+  if (want == TCP_OK) expect_rc("get_no_delay", h, 0, 0, tcp_get_no_delay(h), 1);
   int64_t l = pick_handle(M_LISTENER);
   int32_t port = tcp_local_port(l);
   const m_sock *s = model_find(l);
-  sim_trace("call local_port", l, port > 0, 0);
+  sim_trace("call local_port(handle %lld) = %s", (long long)l, port > 0 ? "a port" : h_code_name(port));
   if (s == NULL && port != TCP_ERR_BAD_HANDLE) FAILF("tcp_local_port(made-up %lld) = %d", (long long)l, port);
   if (s != NULL && s->closed && port != TCP_ERR_CLOSED) FAILF("tcp_local_port(closed %lld) = %d", (long long)l, port);
   if (s != NULL && !s->closed && s->kind == M_LISTENER && port <= 0)

@@ -62,7 +62,6 @@ static void forget(sim_backend *sb, tcp_op *op) {
   ss->pending--;
   if (ss->read_op == op) ss->read_op = NULL;
   if (ss->write_op == op) ss->write_op = NULL;
-  if (ss->connect_op == op) ss->connect_op = NULL;
   if (op->kind == OP_ACCEPT) ss->accepts_pending--;
 }
 
@@ -247,7 +246,8 @@ static void check_submit(const sim_sock *ss, const tcp_op *op) {
   if (op->kind == OP_WRITE && (op->len == 0 || op->done != 0))
     sim_fail("handle %lld: write of %zu bytes submitted with %zu done", h, op->len, op->done);
   if (op->kind == OP_CONNECT && ss->connect != SIM_NOT_CONNECTING) sim_fail("handle %lld: a second connect", h);
-  if ((op->kind == OP_ACCEPT) != ss->listener) sim_fail("handle %lld: %s on the wrong kind of socket", h, kind_name(op->kind));
+  if ((op->kind == OP_ACCEPT) != ss->listener)
+    sim_fail("handle %lld: %s on the wrong kind of socket", h, kind_name(op->kind));
 }
 
 static void start_op(sim_backend *sb, tcp_op *op, sim_sock *ss) {
@@ -256,7 +256,6 @@ static void start_op(sim_backend *sb, tcp_op *op, sim_sock *ss) {
   switch (op->kind) {
     case OP_CONNECT:
       ss->connect = SIM_CONNECTING;
-      ss->connect_op = op;
       if (ss->profile.connect == SIM_CONNECT_SILENT) return;
       break;
     case OP_ACCEPT:
@@ -454,7 +453,6 @@ int32_t sim_adopt(backend *b, tcp_sock *s) {
   if (ss == NULL) return TCP_ERR_NO_MEMORY;
   sim_lock(sb);
   sim_check_lockstep(sb, "adopt");
-  ss->sock = s;
   ss->handle = s->handle;
   ss->family = s->family;
   ss->listener = s->kind == SOCK_LISTENER;

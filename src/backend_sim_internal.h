@@ -58,7 +58,6 @@ typedef struct sim_op {
  * holds the pointer). */
 typedef struct sim_sock {
   qlink all_link; /* sim_backend.socks */
-  tcp_sock *sock;
   int64_t handle;
   int family;
   bool listener, released;
@@ -69,7 +68,7 @@ typedef struct sim_sock {
   sim_connect_state connect;
   uint32_t pending; /* ops of this socket the sim holds */
   uint32_t accepts_pending, dials;
-  tcp_op *read_op, *write_op, *connect_op;
+  tcp_op *read_op, *write_op; /* in flight: one of each at most */
   uint64_t release_due;
 } sim_sock;
 
@@ -110,11 +109,11 @@ static inline bool sim_on_io_thread(const sim_backend *sb) {
   return sb->io_thread_known && pthread_equal(sb->io_thread, pthread_self());
 }
 
-/* backend_sim_report.c */
+/* backend_sim_report.c. sim_fail records a contract violation (see
+ * sim_failures). */
 #if defined(__GNUC__) || defined(__clang__)
 __attribute__((format(printf, 1, 2)))
 #endif
-/* Records a contract violation (see sim_failures). */
 void sim_fail(const char *fmt, ...);
 void sim_count_socks_live(int delta);
 void sim_count(sim_counter c);

@@ -208,7 +208,8 @@ static void do_dial(void) {
   bool found = sim_dial(h, (uint32_t)range(1, 2));
   sim_trace("dial listener %lld: %s", (long long)h, found ? "found" : "not found");
   /* A closed listener may still be known to the sim until its release. */
-  if (s != NULL && s->kind == M_LISTENER && !s->closed && !found) FAILF("sim_dial: open listener %lld unknown", (long long)h);
+  if (s != NULL && s->kind == M_LISTENER && !s->closed && !found)
+    FAILF("sim_dial: open listener %lld unknown", (long long)h);
   if (s == NULL && found) FAILF("sim_dial: made-up handle %lld found", (long long)h);
 }
 
@@ -380,7 +381,8 @@ static void liveness(void) {
   for (size_t i = 0; i < model_socks(); i++) {
     const m_sock *s = model_sock(i);
     uint32_t waiting = model_accepts_waiting(s);
-    if (waiting > 0 && !sim_dial(s->handle, waiting)) FAILF("sim_dial: open listener %lld unknown", (long long)s->handle);
+    if (waiting > 0 && !sim_dial(s->handle, waiting))
+      FAILF("sim_dial: open listener %lld unknown", (long long)s->handle);
   }
   for (uint64_t i = 0;; i++) {
     const m_op *op;
@@ -408,7 +410,8 @@ static void shut_down(void) {
     if (model_sock(i)->requests_out != 0)
       FAILF("handle %lld: %u request(s) never completed, not even at tcp_shutdown", (long long)model_sock(i)->handle,
             model_sock(i)->requests_out);
-  if (sim_socks_live() != 0) FAILF("%llu sim socket record(s) left after tcp_shutdown", (unsigned long long)sim_socks_live());
+  if (sim_socks_live() != 0)
+    FAILF("%llu sim socket record(s) left after tcp_shutdown", (unsigned long long)sim_socks_live());
 }
 
 /* After the body: a failed check leaves the sim in step mode, so let

@@ -151,7 +151,8 @@ static void describe_death(int status, char *text, size_t size) {
              sig == SIGABRT ? ": a failed invariant or sanitizer report, printed above"
              : sig == SIGALRM ? ": the seed hung" : "");
   } else {
-    snprintf(text, size, "exited %d (a sanitizer report, printed above?)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    snprintf(text, size, "exited %d (a sanitizer report, printed above?)", code);
   }
 }
 

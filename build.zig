@@ -38,6 +38,8 @@ const core_sources = [_][]const u8{
     "src/handles.c",
     "src/ops.c",
     "src/sock.c",
+    "src/stream.c",
+    "src/shared.c",
     "src/loop.c",
     "src/deadlines.c",
     "src/dart_post.c",
@@ -46,7 +48,7 @@ const core_sources = [_][]const u8{
     "src/platform.c",
 };
 /// Each backend's own files (Linux has io_uring and libuv, the run-time fallback).
-const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c" };
+const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c" };
 const uv_sources = [_][]const u8{"src/backend_uv.c"};
 const iocp_sources = [_][]const u8{"src/backend_iocp.c"};
 
@@ -66,6 +68,17 @@ const suite_sources = [_][]const u8{
     "test_c/test_errors.c",
     "test_c/test_options.c",
     "test_c/test_isolates.c",
+    "test_c/test_streams.c",
+    "test_c/test_backend_faults.c",
+    "test_c/test_portability.c",
+};
+
+/// The operation-sequence fuzzer (fuzz/fuzz.h says which part does what).
+const fuzz_sources = [_][]const u8{
+    "fuzz/fuzz_ops.c",
+    "fuzz/fuzz_model.c",
+    "fuzz/fuzz_calls.c",
+    "fuzz/fuzz_stream.c",
 };
 
 /// The simulation backend (compiled only into sim_test, never into a library)
@@ -134,6 +147,7 @@ pub fn build(b: *std.Build) void {
         // Run-time fallback from io_uring to libuv (seccomp-blocked io_uring).
         const fallback = addTool(b, "tcp_fallback_test", &.{ "test_c/fallback_test.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
         b.installArtifact(fallback);
+        b.installArtifact(addTool(b, "stress_cancel_backlog", &.{ "test_c/stress_cancel_backlog.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared));
         // The deterministic simulation test (docs/testing.md).
         b.installArtifact(addSimTest(b, target, optimize, tsan));
     }
@@ -500,18 +514,18 @@ fn toolFlags(b: *std.Build, opt_and_sanitize: []const []const u8) []const []cons
     return concat(b, &.{ opt_and_sanitize, flags });
 }
 
-/// A test program built straight from the engine's sources (so they carry its
-/// instrumentation), the fake Dart VM and the byte streams, with Debian's
-/// libuv archive. Returns the linked program.
+/// A test program (its own sources) built straight from the engine's sources
+/// (so they carry its instrumentation), the fake Dart VM and the byte
+/// streams, with Debian's libuv archive. Returns the linked program.
 fn engineProgram(
     c: Checked,
     name: []const u8,
-    main_source: []const u8,
+    program_sources: []const []const u8,
     flags: []const []const u8,
     link_flags: []const []const u8,
 ) std.Build.LazyPath {
     const b = c.b;
-    const own_sources = c.paths(&.{ main_source, "test_c/fake_dart.c", "test_c/byte_stream.c" });
+    const own_sources = c.paths(concat(b, &.{ program_sources, &.{ "test_c/fake_dart.c", "test_c/byte_stream.c" } }));
     const own = c.compileAll(own_sources, flags, c.engineIncludes());
     const engine = c.compileAll(c.linuxEngineSources(), flags, c.engineIncludes());
     const objects = concatPaths(b, &.{ own, engine });
@@ -523,12 +537,12 @@ fn engineProgram(
 /// into <prefix>/fuzz/fuzz_ops.
 fn addFuzzBuild(c: Checked) void {
     const b = c.b;
-    const step = b.step("fuzz", "The libFuzzer fuzzer fuzz/fuzz_ops.c into <prefix>/fuzz/");
+    const step = b.step("fuzz", "The libFuzzer fuzzer (fuzz_sources) into <prefix>/fuzz/");
     const sanitize: []const []const u8 = &.{
         "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer",
     };
     const flags = concat(b, &.{ toolFlags(b, sanitize), &.{ "-Wextra", "-Wno-unused-parameter" } });
-    const program = engineProgram(c, "fuzz_ops", "fuzz/fuzz_ops.c", flags, sanitize);
+    const program = engineProgram(c, "fuzz_ops", &fuzz_sources, flags, sanitize);
     c.install(step, program, "fuzz", "fuzz_ops");
 }
 
@@ -536,7 +550,8 @@ fn addFuzzBuild(c: Checked) void {
 fn addReliabilityTool(c: Checked, name: []const u8, opt: []const u8) void {
     const b = c.b;
     const step = b.step(name, b.fmt("reliability/{s}.c into <prefix>/reliability/", .{name}));
-    const program = engineProgram(c, name, b.fmt("reliability/{s}.c", .{name}), toolFlags(b, &.{opt}), &.{opt});
+    const source: []const []const u8 = &.{b.fmt("reliability/{s}.c", .{name})};
+    const program = engineProgram(c, name, source, toolFlags(b, &.{opt}), &.{opt});
     c.install(step, program, "reliability", name);
 }
 

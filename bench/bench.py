@@ -2,7 +2,9 @@
 """zig_tcp benchmark runner (called by ./run-benchmark, which builds everything first).
 
 Runs echo / pipelined / bulk workloads of bench/loadclient against every server,
-interleaving servers within each repetition, and writes:
+interleaving servers within each repetition; with --memory (and, tiny, in
+--smoke) the server memory per idle connection instead (bench/memory.py,
+bench/idleclient). Writes:
   bench/out/results.json   every run + medians + machine facts
   bench/out/table.md       the table printed on stdout
   bench/out/benchmark.png  req/s by connections per server, RTT percentiles
@@ -19,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import memory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, ".tools", "bench-bin")
@@ -41,7 +45,7 @@ def engine_servers(binary, suffix, full):
     return s
 
 
-def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=None):
+def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=None, have_dartio=True):
     """name -> (argv builder(port, mode, bufsize), env additions).
 
     With a base engine each engine server is followed by its @<base_label>
@@ -62,6 +66,8 @@ def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=No
         s["node"] = (lambda p, m, b: ["node", os.path.join(ROOT, "bench", "node_server.js"), str(p), m], {})
     if have_tokio:
         s["tokio"] = (lambda p, m, b: [os.path.join(BIN, "tokio_server"), str(p), m, str(b)], {})
+    if have_dartio:  # a MODEL of dart:io's event handler + isolate, on the fake Dart port (not dart:io)
+        s["dartio-model"] = (lambda p, m, b: [os.path.join(BIN, "dartio_model_server"), str(p), m, str(b)], {})
     return s
 
 
@@ -395,7 +401,7 @@ def targets(summary):
     for conns in (100, 1000):
         wk = f"echo {conns}c d1 64B"
         e = get(wk, eng, "req_per_s")
-        for other, want in (("epoll", 1.0), ("libuv", 1.3), ("node", 1.3)):
+        for other, want in (("epoll", 1.0), ("libuv", 1.3), ("node", 1.3), ("dartio-model", 1.0)):
             o = get(wk, other, "req_per_s")
             if e and o:
                 out.append({"target": f"echo 64 B, {conns} conns: engine / {other} >= {want}",
@@ -528,11 +534,19 @@ def parse_args():
     ap = argparse.ArgumentParser()
     preset = ap.add_mutually_exclusive_group()
     preset.add_argument("--full", action="store_true")
+    preset.add_argument("--memory", action="store_true",
+                        help="server memory per idle connection, every server: N connections (--memory-conns), "
+                             "each after one echoed message of S bytes (--memory-sizes), a read pending")
     preset.add_argument("--ab", action="store_true",
                         help="old engine (--engine-base) against new: echo 64 B at 100 and 1000 connections, bulk "
                              "1 KiB and 16 KiB; engine io_uring and uv, both engines, epoll; 5 reps x 3 s")
     ap.add_argument("--smoke", action="store_true",
                     help="seconds-long check that every server echoes; exit 1 if any run failed")
+    ap.add_argument("--memory-conns", metavar="N,N",
+                    help=f"connection counts of the memory rows (default {','.join(map(str, memory.DEFAULT_CONNS))}; "
+                         f"--smoke: {','.join(map(str, memory.SMOKE_CONNS))}; at most {memory.CONNS_MAX})")
+    ap.add_argument("--memory-sizes", metavar="S,S",
+                    help="message sizes of the memory rows, bytes or K (default 0,4K,32K; --smoke: 0,4K)")
     ap.add_argument("--reps", type=int)
     ap.add_argument("--seconds", type=float)
     ap.add_argument("--warmup", type=float)
@@ -557,7 +571,8 @@ def select_servers(a):
     have_tokio = not a.no_tokio and os.path.exists(os.path.join(BIN, "tokio_server"))
     have_base = a.engine_base and os.path.exists(os.path.join(BIN, "engine_server_base"))
     spec = server_table(a.engine and os.path.exists(os.path.join(BIN, "engine_server")), have_node, have_tokio,
-                        a.full, a.engine_base if have_base else None)
+                        a.full, a.engine_base if have_base else None,
+                        os.path.exists(os.path.join(BIN, "dartio_model_server")))
     if a.servers:
         wanted = [n.replace("@base", "@" + a.engine_base) if a.engine_base else n for n in a.servers.split(",")]
         unknown = [n for n in wanted if n not in spec]
@@ -625,21 +640,68 @@ def run_one(server, srv, wl, rep, secs, warm):
             "loadavg": sh("cut -d' ' -f1 /proc/loadavg"), "result": res}
 
 
-def report_text(facts, engine_info, build_failed, summary, wls, reps, secs, warm, ab, base_label):
+MODEL_NOTE = "dartio-model is a MODEL of dart:io's architecture in C (bench/dartio_model_server.c), not dart:io"
+
+
+def report_text(facts, engine_info, build_failed, echo, mem_rows, servers):
+    """The whole text report: header, echo/bulk tables (echo: summary, wls,
+    reps, secs, warm, ab, base_label), the memory tables."""
     head = [f"zig_tcp benchmark, {facts['date']}",
-            f"kernel {facts['kernel']}, {facts['cpu']}, {facts['vcpus']} vCPU; {facts['pinning']}",
-            f"{reps} reps x {secs:g} s (+{warm:g} s warm-up), servers interleaved; medians (min-max)"]
+            f"kernel {facts['kernel']}, {facts['cpu']}, {facts['vcpus']} vCPU; {facts['pinning']}"]
+    if echo["wls"]:
+        head.append(f"{echo['reps']} reps x {echo['secs']:g} s (+{echo['warm']:g} s warm-up), servers interleaved; "
+                    "medians (min-max)")
+    if "dartio-model" in servers:
+        head.append(MODEL_NOTE)
     head += [f"BUILD FAILED: {m}" for m in build_failed]
     if engine_info:
         head.append("engine: " + ", ".join(f"{k}={v}" for k, v in engine_info.items()))
-    txt = "\n".join(head) + "\n" + table(summary, wls)
-    if ab:
-        txt += "\n" + ab_table(ab, base_label)
-    tgt = targets(summary)
-    if tgt:
-        txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
-        txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt)
+    txt = "\n".join(head) + "\n"
+    if echo["wls"]:
+        txt += table(echo["summary"], echo["wls"])
+        if echo["ab"]:
+            txt += "\n" + ab_table(echo["ab"], echo["base_label"])
+        tgt = targets(echo["summary"])
+        if tgt:
+            txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
+            txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt)
+    if mem_rows:
+        txt += "\n" + memory.table(mem_rows, servers)
     return txt
+
+
+def memory_plan(a):
+    """(connection counts, message sizes) of this run's memory rows, or None:
+    --memory runs them alone, --smoke adds tiny ones."""
+    if not (a.memory or a.smoke):
+        return None
+    conns = ([int(x) for x in a.memory_conns.split(",")] if a.memory_conns else
+             list(memory.SMOKE_CONNS if a.smoke else memory.DEFAULT_CONNS))
+    sizes = (memory.parse_sizes(a.memory_sizes) if a.memory_sizes else
+             list(memory.SMOKE_SIZES if a.smoke else memory.DEFAULT_SIZES))
+    if any(not 0 < n <= memory.CONNS_MAX for n in conns) or any(not 0 <= n <= 1 << 20 for n in sizes):
+        raise SystemExit(f"--memory-conns: 1..{memory.CONNS_MAX} each; --memory-sizes: 0..1M each")
+    return conns, sizes
+
+
+def run_memory(spec, plan, only):
+    conns, sizes = plan
+    est_s = len(spec) * len(sizes) * sum(3 + n / 2000 for n in conns)
+    print(f"memory per idle connection: {len(spec)} servers x N {','.join(map(str, conns))} x S "
+          f"{','.join(memory.fmt_size(x) for x in sizes)}, a fresh server each (~{est_s / 60:.1f} min)", flush=True)
+    return memory.run(spec, conns, sizes, lambda name, sp: Server(name, sp, "echo", 65536, SERVER_CPU),
+                      os.path.join(BIN, "idleclient"), CLIENT_CPU,
+                      (lambda k: re.search(only, k)) if only else None)
+
+
+def smoke_verdict(runs, mem_rows, build_failed):
+    failed = [r for r in runs + mem_rows if "error" in r["result"]]
+    for r in failed:
+        print(f"FAILED: {r['server']} {r['workload']}: {r['result']['error']}")
+    for m in build_failed:
+        print(f"FAILED: build: {m}")
+    print(f"{len(runs) + len(mem_rows) - len(failed)} passed, {len(failed) + len(build_failed)} failed")
+    return 1 if failed or build_failed else 0
 
 
 def main():
@@ -653,7 +715,8 @@ def main():
         print("--ab without a base engine: no old-against-new rows in this run", flush=True)
     spec = select_servers(a)
     servers = list(spec)
-    wls = ab_matrix() if a.ab else matrix(a.full, a.smoke)
+    plan = memory_plan(a)
+    wls = [] if a.memory else ab_matrix() if a.ab else matrix(a.full, a.smoke)
     if a.only:
         wls = [w for w in wls if re.search(a.only, wl_key(w))]
     iperf = not a.no_iperf and shutil.which("iperf3") is not None
@@ -662,38 +725,41 @@ def main():
     facts = machine_facts(engine_info)
     if a.build_failed:
         facts["build_failures"] = a.build_failed
-    n_runs = reps * (len(wls) * len(servers) + (sum(w["mode"] == "bulk" for w in wls) if iperf else 0))
-    print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
-          f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
+    if wls:
+        n_runs = reps * (len(wls) * len(servers) + (sum(w["mode"] == "bulk" for w in wls) if iperf else 0))
+        print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
+              f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
     print("servers: " + ", ".join(servers), flush=True)
 
     t_start = time.time()
-    runs = run_matrix(spec, wls, reps, secs, warm, iperf)
+    runs = run_matrix(spec, wls, reps, secs, warm, iperf) if wls else []
+    mem_rows = run_memory(spec, plan, a.only) if plan else []
     summary = summarize(runs, servers, wls)
     ab = ab_rows(summary, a.engine_base) if a.engine_base else []
     facts["elapsed_s"] = round(time.time() - t_start, 1)
     facts["load_average_at_end"] = sh("cat /proc/loadavg")
     doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full, "ab": a.ab,
-                                         "base": a.engine_base, "servers": servers,
+                                         "memory": a.memory, "base": a.engine_base, "servers": servers,
                                          "workloads": [wl_key(w) for w in wls]},
            "targets": targets(summary), "engine_vs_base": ab, "summary": summary, "runs": runs}
+    if plan:
+        doc["memory"] = {"conns": plan[0], "sizes": plan[1], "client_sources": memory.SOURCES,
+                         "method": memory.__doc__.strip(), "targets": memory.targets(mem_rows), "rows": mem_rows}
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump(doc, f, indent=1)
-    txt = report_text(facts, engine_info, a.build_failed, summary, wls, reps, secs, warm, ab, a.engine_base)
+    echo = {"summary": summary, "wls": wls, "reps": reps, "secs": secs, "warm": warm, "ab": ab,
+            "base_label": a.engine_base}
+    txt = report_text(facts, engine_info, a.build_failed, echo, mem_rows, servers)
     with open(os.path.join(a.out, "table.md"), "w") as f:
         f.write(txt + "\n")
     print("\n" + txt)
     if a.smoke:
-        failed = [r for r in runs if "error" in r["result"]]
-        for r in failed:
-            print(f"FAILED: {r['server']} {r['workload']}: {r['result']['error']}")
-        for m in a.build_failed:
-            print(f"FAILED: build: {m}")
-        print(f"{len(runs) - len(failed)} passed, {len(failed) + len(a.build_failed)} failed")
-        return 1 if failed or a.build_failed else 0
+        return smoke_verdict(runs, mem_rows, a.build_failed)
     png = os.path.join(a.out, "benchmark.png")
-    if plot(summary, servers, png):
+    if wls and plot(summary, servers, png):
         print(f"\nplot: {os.path.relpath(png, ROOT)}; data: {os.path.relpath(os.path.join(a.out, 'results.json'), ROOT)}")
+    elif not wls:
+        print(f"\ndata: {os.path.relpath(os.path.join(a.out, 'results.json'), ROOT)}")
     return 0
 
 

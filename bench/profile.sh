@@ -7,6 +7,7 @@
 #
 #   bench/profile.sh SERVER [CONNS] [SIZE] [SECONDS]
 #   SERVER: engine-io_uring | engine-uv | epoll | io_uring | libuv | node | tokio
+#           | dartio-model (a MODEL of dart:io in C, bench/dartio_model_server.c)
 #
 # Needs the binaries ./run-benchmark builds (.tools/bench-bin) and perf
 # (Debian linux-perf). Output goes to stdout and bench/out/profile-SERVER.txt.
@@ -31,6 +32,7 @@ case "$server" in
   libuv) cmd=("$bin/uv_server" "$port" echo 65536) ;;
   node) cmd=(node "$root/bench/node_server.js" "$port" echo) ;;
   tokio) cmd=("$bin/tokio_server" "$port" echo 65536) ;;
+  dartio-model) cmd=("$bin/dartio_model_server" "$port" echo 65536) ;;
   *) echo "profile.sh: unknown server $server" >&2; exit 2 ;;
 esac
 
@@ -41,7 +43,7 @@ spid=$!
 for _ in $(seq 100); do grep -q ready "$tmp/ready" 2>/dev/null && break; sleep 0.05; done
 
 events="task-clock,context-switches,cpu-migrations,raw_syscalls:sys_enter"
-for s in io_uring_enter futex epoll_wait epoll_ctl recvfrom sendto read write readv writev; do
+for s in io_uring_enter futex epoll_wait epoll_ctl recvfrom sendto read write readv writev ioctl; do
   events="$events,syscalls:sys_enter_$s"
 done
 # warm up, then count during the measured window only

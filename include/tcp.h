@@ -15,13 +15,17 @@
  *   tcp_last_os_error, tcp_listen (bind + listen happen in the call), and the
  *   accessors (addresses, ports, keepAlive, noDelay). They return their result.
  *
- *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_write,
- *   tcp_shutdown_write, tcp_close. Each takes a caller-chosen request_id.
+ *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_read_stream,
+ *   tcp_write, tcp_shutdown_write, tcp_close. Each takes a caller-chosen
+ *   request_id. (tcp_read_stream_ack and tcp_read_stream_stop are
+ *   synchronous.)
  *     - If the call returns a negative error code, the request was refused and
  *       NO message will ever be posted for it.
  *     - Otherwise (0, or a new handle for tcp_connect) exactly ONE completion
  *       will be posted for request_id -- also when the socket is closed or the
- *       engine shuts down before the operation finishes.
+ *       engine shuts down before the operation finishes. (A read stream posts
+ *       DATA completions and then exactly one FINAL one: see "streaming
+ *       reads".)
  *   Completions are never posted from inside the call that started the
  *   operation; they are always posted by the I/O thread. So every function may
  *   be called as a Dart "leaf" call.
@@ -83,6 +87,14 @@
  *   Every failure is a negative TCP_ERR_* code; tcp_strerror() names it. When a
  *   synchronous call fails because of the OS, tcp_last_os_error() returns the OS
  *   code on the calling thread (0 otherwise) until that thread's next call.
+ *
+ *   TCP_ERR_BACKEND_FAILED: the backend's OS mechanism failed for good -- with
+ *   io_uring, the kernel dropped completions (EBADR, or a growing CQ overflow
+ *   counter) or the ring itself broke (EBADFD, ENXIO, ...). Every operation in
+ *   flight completes with it (payload: that OS code) and so does every later
+ *   one; closes and tcp_shutdown still complete, nothing hangs. The memory of
+ *   operations the kernel may still write into is kept for the life of the
+ *   process. tcp_shutdown + tcp_init starts a fresh engine.
  */
 #ifndef ZIG_TCP_H
 #define ZIG_TCP_H
@@ -114,12 +126,17 @@ extern "C" {
   X(TCP_ERR_UNSUPPORTED, -7, "not supported by this backend or system")                            \
   X(TCP_ERR_DART_API, -8, "Dart DL API data missing or of an incompatible version")                \
   X(TCP_ERR_BACKEND_FAILED, -9, "the I/O backend failed irrecoverably (restart the engine)")       \
+  X(TCP_ERR_BUSY, -10, "a read stream runs on this connection (tcp_read and a second stream wait for its end)") \
+  X(TCP_ERR_STOPPED, -11, "read stream stopped by tcp_read_stream_stop")                            \
   X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
-  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")                                   \
+  X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")  /* also no ephemeral port left: */ \
+                                     /* EADDRNOTAVAIL; Windows: WSAENOBUFS from a bind or connect */ \
   X(TCP_ERR_CONNECTION_REFUSED, -22, "connection refused")                                         \
-  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer")                                     \
-  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted")                                         \
-  X(TCP_ERR_TIMED_OUT, -25, "timed out")                                                           \
+  X(TCP_ERR_CONNECTION_RESET, -23, "connection reset by peer") /* also Windows' WSAECONNABORTED: */ \
+                    /* the connection died under the program (libuv maps it so too; see errors.c) */ \
+  X(TCP_ERR_CONNECTION_ABORTED, -24, "connection aborted") /* Linux ECONNABORTED: killed locally */ \
+  X(TCP_ERR_TIMED_OUT, -25, "timed out")     /* a connect deadline, or the OS gave up on the peer */ \
+                 /* (retransmissions, keep-alive: ETIMEDOUT; Windows WSAETIMEDOUT, WSAENETRESET) */ \
   X(TCP_ERR_NETWORK_UNREACHABLE, -26, "network unreachable")                                       \
   X(TCP_ERR_HOST_UNREACHABLE, -27, "host unreachable")                                             \
   X(TCP_ERR_BROKEN_PIPE, -28, "broken pipe (connection shut down for writing)")                    \
@@ -172,16 +189,48 @@ TCP_API int32_t tcp_last_os_error(void);
 /* ---- listeners ----------------------------------------------------------- */
 
 /* Creates a listening socket, synchronously. addr is 4 (IPv4) or 16 (IPv6)
- * address bytes in network order; port 0 picks an ephemeral port (read it back
+ * address bytes in network order, or 20: 16 IPv6 bytes followed by the IPv6
+ * scope id as a uint32 in host byte order (the interface index of a link-local
+ * address, e.g. if_nametoindex("eth0") for fe80::1%eth0; dart:io's
+ * InternetAddress keeps it after the '%'); port 0 picks an ephemeral port (read it back
  * with tcp_local_port). backlog <= 0 means the OS default. v6_only applies to
- * IPv6 addresses. shared != 0 lets several listeners bind the same address and
- * port (SO_REUSEPORT on Linux, macOS and the BSDs); it never allows stealing a
- * port another socket holds without it. On Windows a listener is always
- * exclusive (SO_EXCLUSIVEADDRUSE) and shared != 0 gives TCP_ERR_UNSUPPORTED.
- * Completions of accepts go to dart_port.
+ * IPv6 addresses. Completions of accepts go to dart_port. shared is one of:
+ *   0                      an exclusive listener: another bind of the same
+ *                          address and port fails with TCP_ERR_ADDRESS_IN_USE.
+ *   TCP_LISTEN_SHARED      dart:io's `shared: true`: listeners of this process
+ *                          (several isolates, several ports) on the same
+ *                          address, port and v6_only share ONE OS listening
+ *                          socket, and its connections go to whichever of them
+ *                          has an accept waiting; each connection's
+ *                          completions go to the port of the listener whose
+ *                          accept took it. Closing one leaves the others
+ *                          working; the OS socket closes with the last. Another
+ *                          process cannot join (no SO_REUSEPORT). Every backend,
+ *                          Windows included.
+ *   TCP_LISTEN_REUSE_PORT  SO_REUSEPORT (Linux, macOS, BSD): separate OS
+ *                          sockets, which other processes of the same user may
+ *                          bind too; the kernel spreads connections. Windows:
+ *                          TCP_ERR_UNSUPPORTED.
+ * Any other value: TCP_ERR_INVALID_ARGUMENT.
+ *
+ * RE-LISTENING on a fixed port (a restarted server) succeeds on every OS once
+ * no other listener holds the port, also while connections accepted by an old
+ * listener on it are open or in TIME_WAIT: Linux, macOS and the BSDs through
+ * SO_REUSEADDR (which never lets two listeners share a port there), Windows
+ * with no option at all (its default since Windows 2000; SO_EXCLUSIVEADDRUSE
+ * is not set because it refuses that bind until the old connections are gone,
+ * which is also why libuv and Go set nothing). A second listener on a port
+ * that is still listened on gets TCP_ERR_ADDRESS_IN_USE on every OS. One
+ * Windows rule remains: another program of the same user may listen on a
+ * specific address with a port this listener holds on the wildcard address,
+ * and take the connections to that address (Microsoft: "Using SO_REUSEADDR
+ * and SO_EXCLUSIVEADDRUSE").
  * Returns the listener handle (> 0) or a TCP_ERR_*. */
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared);
+
+#define TCP_LISTEN_SHARED 1
+#define TCP_LISTEN_REUSE_PORT 2
 
 /* Accepts one connection. Completion result: the new connection's handle,
  * whose completions go to the listener's port. */
@@ -189,19 +238,81 @@ TCP_API int32_t tcp_accept(int64_t listener, int64_t request_id);
 
 /* ---- connections ---------------------------------------------------------- */
 
-/* Starts connecting to addr:port (addr as for tcp_listen). source_addr may be
+/* Starts connecting to addr:port (addr as for tcp_listen, scope id included:
+ * a link-local destination needs one). source_addr (likewise) may be
  * NULL (source_addr_len 0); with source_port 0 the OS picks the source port.
- * timeout_ms <= 0 means no timeout (the OS's own limit applies); on expiry the
- * connect completes with TCP_ERR_TIMED_OUT. Returns the new handle (> 0) at
+ * timeout_ms <= 0 means no timeout (the OS's own limit applies). The deadline
+ * is the engine's own, the same on every backend: when it passes, the connect
+ * is cancelled in the OS, and completes with TCP_ERR_TIMED_OUT (payload:
+ * ETIMEDOUT / WSAETIMEDOUT) if it then ends cancelled; a connect that
+ * succeeds or fails on its own at that moment reports its own result. Returns the new handle (> 0) at
  * once -- it may be closed while the connect is pending -- and the connect
  * completes later with 0 or an error. After a failed connect the handle must
- * still be closed. Completions go to dart_port. */
+ * still be closed. Completions go to dart_port.
+ *
+ * The same on every OS:
+ *   - The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) connects to this
+ *     host (Linux picks its loopback address, the BSDs a local one; Windows
+ *     refuses it, so there the engine converts it to loopback, as libuv does).
+ *   - An IPv4-mapped address (::ffff:a.b.c.d) reaches the IPv4 host: on
+ *     Windows the engine clears IPV6_V6ONLY on connect sockets; elsewhere the
+ *     OS default decides (Linux and macOS allow it, FreeBSD's default
+ *     net.inet6.ip6.v6only=1 does not).
+ *   - A connect to a loopback port nobody listens on fails with
+ *     TCP_ERR_CONNECTION_REFUSED at once (on Windows from 10 1709 on; older
+ *     Windows retransmits the SYN for about 2 s first). */
 TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t *addr,
                             int32_t addr_len, int32_t port, const uint8_t *source_addr,
                             int32_t source_addr_len, int32_t source_port, int64_t timeout_ms);
 
 /* Reads up to bytes_max (1..TCP_READ_BYTES_MAX) bytes. */
 TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_max);
+
+/* ---- streaming reads --------------------------------------------------------
+ * A read stream receives continuously, without a tcp_read per message: the
+ * engine re-arms the receive itself, on its own thread, as long as the
+ * caller's window allows. This is how a Dart Stream<Uint8List> runs: a paused
+ * subscription stops acknowledging, the window fills, the engine stops
+ * receiving, the kernel's buffers fill and TCP's own window closes on the
+ * sender -- backpressure end to end, and nothing buffered without bound.
+ *
+ * MESSAGES. A stream's request_id completes many times, unlike every other
+ * request: zero or more DATA completions (result > 0, payload: exactly result
+ * bytes, as for tcp_read), then exactly ONE FINAL completion (result <= 0):
+ *     0                  end of stream (the peer shut down its write side)
+ *     TCP_ERR_STOPPED    tcp_read_stream_stop
+ *     TCP_ERR_CLOSED     tcp_close (the final comes before the close's completion)
+ *     TCP_ERR_SHUTDOWN   tcp_shutdown
+ *     TCP_ERR_NOT_CONNECTED  the connect it waited for failed
+ *     any other error    the connection failed (payload: the OS code)
+ * DATA completions come in stream order, the final after all of them. Bytes
+ * never go past the window: at any moment the bytes posted minus the bytes
+ * acknowledged are at most window_bytes.
+ *
+ * ORDER with one-shot reads: the stream takes the read side. Reads asked for
+ * before it complete first (the stream starts after them); while it runs,
+ * tcp_read and a second tcp_read_stream are refused with TCP_ERR_BUSY. Once
+ * tcp_read_stream_stop has been called, tcp_read is accepted again and queues
+ * behind the stream's last receive: no byte is lost or reordered (a receive
+ * that races the stop delivers its bytes as a last DATA completion). Writes
+ * are unaffected. */
+
+/* Starts a read stream on a connection (also one still connecting) with a
+ * window of window_bytes (1..TCP_READ_BYTES_MAX): the engine posts up to that
+ * many bytes before the first tcp_read_stream_ack. Returns TCP_OK, or refuses
+ * (TCP_ERR_BUSY when a stream runs; the usual codes otherwise). */
+TCP_API int32_t tcp_read_stream(int64_t connection, int64_t request_id, int64_t window_bytes);
+
+/* The caller consumed bytes of the stream (1 .. bytes posted and not yet
+ * acknowledged): the window moves on by that much and receiving resumes if it
+ * had stopped. Synchronous. TCP_ERR_INVALID_ARGUMENT for more than was posted,
+ * or when no stream runs. */
+TCP_API int32_t tcp_read_stream_ack(int64_t connection, int64_t bytes);
+
+/* Ends the stream: its final completion (TCP_ERR_STOPPED) follows any DATA
+ * completion already on its way. Synchronous; TCP_ERR_INVALID_ARGUMENT when no
+ * stream runs (or it is already stopping). */
+TCP_API int32_t tcp_read_stream_stop(int64_t connection);
 
 /* Writes all bytes_len bytes (0..TCP_WRITE_BYTES_MAX); the engine copies them
  * before returning. bytes may be NULL only when bytes_len is 0. A zero-length
@@ -232,6 +343,10 @@ TCP_API void tcp_close_finalizer(void *token);
  * returns its length (4 or 16), or a TCP_ERR_*. */
 TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out);
 TCP_API int32_t tcp_remote_address(int64_t connection, uint8_t *addr_out);
+/* The IPv6 scope id (interface index, >= 0; 0 for none and for IPv4) of the
+ * local / remote address, or a TCP_ERR_*. */
+TCP_API int64_t tcp_local_scope_id(int64_t handle);
+TCP_API int64_t tcp_remote_scope_id(int64_t connection);
 /* Returns the local / remote port (0..65535) or a TCP_ERR_*. */
 TCP_API int32_t tcp_local_port(int64_t handle);
 TCP_API int32_t tcp_remote_port(int64_t connection);

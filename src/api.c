@@ -18,6 +18,13 @@ static int32_t fail_os(int os_error) {
   return error_from_os(os_error);
 }
 
+/* The same for a bind (or connect): Windows reports running out of ephemeral
+ * ports there as WSAENOBUFS (errors.c). */
+static int32_t fail_os_bind(int os_error) {
+  last_os_error = os_error;
+  return error_from_os_at_bind(os_error);
+}
+
 /* Without the lock: refuse early, before any socket call (on Windows a socket
  * call before tcp_init would fail with a confusing WSANOTINITIALISED). */
 static int32_t current_state_error(void) {
@@ -34,7 +41,12 @@ static tcp_sock *lookup(int64_t handle, int32_t *error) {
     *error = state;
     return NULL;
   }
-  return handles_find(handle, error);
+  tcp_sock *s = handles_find(handle, error);
+  if (s != NULL && s->hidden) { /* a shared listener group's own socket */
+    *error = TCP_ERR_BAD_HANDLE;
+    return NULL;
+  }
+  return s;
 }
 
 static tcp_sock *lookup_kind(int64_t handle, sock_kind kind, int32_t *error) {
@@ -76,32 +88,71 @@ TCP_API int32_t tcp_last_os_error(void) { return last_os_error; }
 
 /* ---- listeners and connections ------------------------------------------- */
 
+/* Lock held: a new member of the group on addr, or 0 when there is none. */
+static int64_t join_group(int64_t dart_port, const struct sockaddr_storage *addr, bool v6_only) {
+  tcp_sock *group = shared_find(addr, v6_only);
+  if (group == NULL) return 0;
+  int32_t error = TCP_OK;
+  tcp_sock *member = shared_join(group, dart_port, &error);
+  return member != NULL ? member->handle : error;
+}
+
+/* Lock held: registers the listening socket fd (bound to sa). For a shared
+ * listener it becomes a new group and the caller gets its first member.
+ * Returns the handle, or an error (fd is then still the caller's). */
+static int64_t listener_register(int64_t dart_port, os_socket fd, int family, bool v6_only, int32_t shared) {
+  int32_t error = engine_state_error();
+  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, family, &error) : NULL;
+  if (s == NULL) return error;
+  if (shared != TCP_LISTEN_SHARED) return s->handle;
+  struct sockaddr_storage bound;
+  int os_error = os_get_address(fd, false, &bound);
+  tcp_sock *member = NULL;
+  if (os_error == 0 && shared_register(s, &bound, v6_only)) member = shared_join(s, dart_port, &error);
+  if (member != NULL) return member->handle;
+  s->fd = OS_SOCKET_INVALID; /* not ours to close: the caller closes fd */
+  sock_begin_close(s, TCP_ERR_CLOSED, NULL);
+  return os_error != 0 ? fail_os(os_error) : TCP_ERR_NO_MEMORY;
+}
+
 TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_len, int32_t port,
                            int32_t backlog, int32_t v6_only, int32_t shared) {
   last_os_error = 0;
   struct sockaddr_storage sa;
   int sa_len = sockaddr_from_bytes(addr, addr_len, port, &sa);
   if (sa_len == 0) return TCP_ERR_INVALID_ARGUMENT;
+  if (shared != 0 && shared != TCP_LISTEN_SHARED && shared != TCP_LISTEN_REUSE_PORT) return TCP_ERR_INVALID_ARGUMENT;
 #if defined(_WIN32)
-  if (shared) return TCP_ERR_UNSUPPORTED; /* no SO_REUSEPORT on Windows */
+  if (shared == TCP_LISTEN_REUSE_PORT) return TCP_ERR_UNSUPPORTED; /* no SO_REUSEPORT on Windows */
 #endif
   int32_t state = current_state_error();
   if (state != TCP_OK) return state;
+  if (shared == TCP_LISTEN_SHARED && port != 0) {
+    engine_lock();
+    int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
+    engine_unlock();
+    if (joined != 0) return joined;
+  }
   /* The syscalls run outside the engine lock; only registration needs it. */
   int os_error = 0;
   os_socket fd = os_socket_open(sa.ss_family, false, &os_error);
   if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
-  os_error = os_listen_setup(fd, &sa, sa_len, backlog, v6_only != 0, shared != 0);
+  os_error = os_listen_setup(fd, &sa, sa_len, backlog, v6_only != 0, shared == TCP_LISTEN_REUSE_PORT);
   if (os_error != 0) {
     os_socket_close(fd);
+    /* Another thread may have made the group between our look and our bind. */
+    if (shared == TCP_LISTEN_SHARED && port != 0 && error_from_os(os_error) == TCP_ERR_ADDRESS_IN_USE) {
+      engine_lock();
+      int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
+      engine_unlock();
+      if (joined != 0) return joined;
+    }
     return fail_os(os_error);
   }
   engine_lock();
-  int32_t error = engine_state_error();
-  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, sa.ss_family, &error) : NULL;
-  int64_t handle = s ? s->handle : error;
+  int64_t handle = listener_register(dart_port, fd, sa.ss_family, v6_only != 0, shared);
   engine_unlock();
-  if (s == NULL) os_socket_close(fd);
+  if (handle < 0) os_socket_close(fd);
   return handle;
 }
 
@@ -132,7 +183,7 @@ static int connect_source(const struct sockaddr_storage *peer, const uint8_t *so
 }
 
 /* Lock held: registers the connect of fd; returns the handle or an error. */
-static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket fd,
+static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket fd, bool source_bound,
                                 const struct sockaddr_storage *peer, int peer_len, int64_t timeout_ms) {
   int32_t error = engine_state_error();
   if (error != TCP_OK) return error;
@@ -144,6 +195,7 @@ static int64_t connect_register(int64_t dart_port, int64_t request_id, os_socket
     op_free(op);
     return error;
   }
+  s->source_bound = source_bound;
   memcpy(&op->addr, peer, sizeof(*peer));
   op->addr_len = peer_len;
   op->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
@@ -167,10 +219,10 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
   if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
   if (source_len != 0 && (os_error = os_bind(fd, &source, source_len)) != 0) {
     os_socket_close(fd);
-    return fail_os(os_error);
+    return fail_os_bind(os_error);
   }
   engine_lock();
-  int64_t handle = connect_register(dart_port, request_id, fd, &peer, peer_len, timeout_ms);
+  int64_t handle = connect_register(dart_port, request_id, fd, source_len != 0, &peer, peer_len, timeout_ms);
   engine_unlock();
   if (handle < 0) os_socket_close(fd);
   return handle;
@@ -182,11 +234,51 @@ TCP_API int32_t tcp_read(int64_t connection, int64_t request_id, int64_t bytes_m
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = lookup_io(connection, &error);
+  if (s != NULL && s->stream != NULL && !s->stream_stopping) {
+    s = NULL;
+    error = TCP_ERR_BUSY;
+  }
   tcp_op *op = op_new_for(s, OP_READ, request_id, &error);
   if (op != NULL) {
-    op->len = (size_t)bytes_max; /* the buffer is taken when the read starts */
+    op->len = (size_t)bytes_max; /* no buffer until bytes arrive */
     sock_add_read(s, op);
   }
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream(int64_t connection, int64_t request_id, int64_t window_bytes) {
+  last_os_error = 0;
+  if (window_bytes <= 0 || window_bytes > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_io(connection, &error);
+  if (s != NULL && s->stream != NULL) {
+    s = NULL;
+    error = TCP_ERR_BUSY;
+  }
+  tcp_op *op = op_new_for(s, OP_READ_STREAM, request_id, &error);
+  if (op != NULL) sock_stream_start(s, op, window_bytes);
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream_ack(int64_t connection, int64_t bytes) {
+  last_os_error = 0;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  if (s != NULL) error = sock_stream_ack(s, bytes);
+  engine_unlock();
+  return error;
+}
+
+TCP_API int32_t tcp_read_stream_stop(int64_t connection) {
+  last_os_error = 0;
+  engine_lock();
+  int32_t error = TCP_OK;
+  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  if (s != NULL) error = sock_stream_stop(s);
   engine_unlock();
   return error;
 }
@@ -259,18 +351,33 @@ TCP_API void tcp_close_finalizer(void *token) {
 
 /* ---- synchronous accessors ------------------------------------------------ */
 
-static int32_t address_of(int64_t handle, bool remote, uint8_t *addr_out, int32_t *port_out) {
+/* The local or remote address of handle into *sa: TCP_OK or an error. */
+static int32_t query_address(int64_t handle, bool remote, struct sockaddr_storage *sa) {
   last_os_error = 0;
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = remote ? lookup_kind(handle, SOCK_CONNECTION, &error) : lookup(handle, &error);
-  struct sockaddr_storage sa;
-  int os_error = s ? os_get_address(s->fd, remote, &sa) : 0;
+  int os_error = s ? os_get_address(s->fd, remote, sa) : 0;
   engine_unlock();
   if (s == NULL) return error;
   if (os_error != 0) return fail_os(os_error);
-  return sockaddr_to_bytes(&sa, addr_out, port_out);
+  return TCP_OK;
 }
+
+static int32_t address_of(int64_t handle, bool remote, uint8_t *addr_out, int32_t *port_out) {
+  struct sockaddr_storage sa;
+  int32_t rc = query_address(handle, remote, &sa);
+  return rc != TCP_OK ? rc : sockaddr_to_bytes(&sa, addr_out, port_out);
+}
+
+static int64_t scope_id_of(int64_t handle, bool remote) {
+  struct sockaddr_storage sa;
+  int32_t rc = query_address(handle, remote, &sa);
+  return rc != TCP_OK ? rc : sockaddr_scope_id(&sa);
+}
+
+TCP_API int64_t tcp_local_scope_id(int64_t handle) { return scope_id_of(handle, false); }
+TCP_API int64_t tcp_remote_scope_id(int64_t connection) { return scope_id_of(connection, true); }
 
 TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out) {
   if (addr_out == NULL) return TCP_ERR_INVALID_ARGUMENT;

@@ -56,10 +56,12 @@ struct backend_vtable {
    * touches only s and thread-safe OS calls. */
   int32_t (*adopt)(backend *b, tcp_sock *s);
   /* Start op in the OS: OP_CONNECT (the core made and maybe bound the socket;
-   * op->addr is the peer), OP_ACCEPT, OP_READ (into op->data, op->len bytes),
-   * OP_WRITE (op->len > 0 bytes from op->data; the backend sends them all,
-   * resubmitting short writes, and keeps its progress in op->done) or
-   * OP_SHUTDOWN_WRITE. */
+   * op->addr is the peer), OP_ACCEPT, OP_READ (up to op->len bytes), OP_WRITE
+   * (op->len > 0 bytes from op->data; the backend sends them all, resubmitting
+   * short writes, and keeps its progress in op->done) or OP_SHUTDOWN_WRITE.
+   * A read holds no buffer while it waits: only when bytes arrive does the
+   * backend give them to the op (op_read_copy / op_read_adopt, ops.h) and
+   * report sink_op_done(op, n); n = 0 is end of stream, with no data. */
   void (*submit)(backend *b, tcp_op *op);
   /* Ask the OS to abandon op: called at most once, while op is submitted and
    * not yet reported. The op is still reported, as ended by the cancel

@@ -125,7 +125,21 @@ static bool act_read(sim_backend *sb, tcp_op *op) {
   uint64_t most = op->len < SIM_READ_CHUNK_MAX ? op->len : SIM_READ_CHUNK_MAX;
   if (most > left) most = left;
   uint64_t n = sim_rng_chance(&sb->rng, sb->knobs.full_read_pct) ? most : sim_rng_range(&sb->rng, 1, most);
-  byte_stream_fill(p->read_seed, ss->read_offset, op->data, (size_t)n);
+  /* The bytes become the op's as a real backend's do (ops.h): copied, or
+   * the buffer they arrived in handed over; both ways, drawn. */
+  uint8_t *buf = malloc((size_t)n);
+  bool adopt = sim_rng_chance(&sb->rng, 50);
+  if (buf != NULL) byte_stream_fill(p->read_seed, ss->read_offset, buf, (size_t)n);
+  if (buf != NULL && adopt) {
+    op_read_adopt(op, buf);
+  } else {
+    bool copied = buf != NULL && op_read_copy(op, buf, (size_t)n);
+    free(buf);
+    if (!copied) {
+      report_error(sb, op, ENOMEM);
+      return true;
+    }
+  }
   ss->read_offset += n;
   report_done(sb, op, (int64_t)n);
   return true;

@@ -1,25 +1,26 @@
 /* backend_uv.c -- the libuv backend: the fallback on Linux (no io_uring, or
  * ZIG_TCP_BACKEND=uv) and the backend on macOS, the BSDs and other Unixes.
  *
+ * libuv is the portable readiness poller here (epoll, kqueue, event ports):
+ * each socket has one uv_poll_t, and the backend makes the socket calls itself
+ * -- recv, send, accept, connect -- the way dart:io's event handler works. A
+ * connection then costs a uv_poll_t (no uv_tcp_t, no uv_write_t: ~250 bytes
+ * in all), and an echoed request a recv and a send with no epoll_ctl.
+ *
  * libuv is not thread-safe, and here it need not be: the loop calls submit,
  * cancel, release and poll on the I/O thread only, and libuv's callbacks run
  * inside poll's uv_run. Only wake (uv_async_send) comes from other threads.
  *
  * Per operation:
- *   read     uv_read_start into op->data. The stream keeps reading after a
- *            read completes, so request/response traffic costs no epoll_ctl
- *            per read; it stops only when bytes arrive while no read waits.
- *            A read that finds the stream stopped first tries recv(2) at once.
- *   write    uv_try_write, then uv_write of any rest (libuv resubmits short
- *            writes).
- *   connect  non-blocking connect(2) + a uv_poll for writability. Not
- *            uv_tcp_connect: abandoning that needs uv_close, which would close
- *            the fd while the core still uses it.
- *   accept   accept(2) on the listener while accepts wait, with a uv_poll that
- *            runs only while some do. Not uv_listen: it would call listen()
- *            again (overriding the backlog) and accept ahead of demand.
- * A connection's uv_tcp_t is made lazily (uv_tcp_open on the core's fd) by
- * its first read or write. */
+ *   read     recv(2) at once into the backend's one scratch buffer, copied to
+ *            an exact size for the op (a waiting read holds no memory); on
+ *            EAGAIN, wait for readability. Readability stays watched after a
+ *            read completes (request/response traffic then needs no epoll_ctl
+ *            per read) until it fires while no read waits.
+ *   write    send(2) until done; the rest when the socket is writable.
+ *   connect  non-blocking connect(2), then writability and SO_ERROR.
+ *   accept   accept(2) while accepts wait, watching readability only then
+ *            (connections nobody asked for stay in the kernel's queue). */
 #if !defined(_WIN32)
 
 #include <errno.h>
@@ -32,42 +33,43 @@
 
 #include "backend.h"
 
+#if !defined(MSG_NOSIGNAL)
+#define MSG_NOSIGNAL 0 /* Apple: SO_NOSIGPIPE is set on every socket instead */
+#endif
+
 typedef struct uv_backend uv_backend;
 
 /* Lives in tcp_op.backend while the op is submitted. */
 typedef struct uv_op {
   bool cancelled;
-  uv_write_t write_req;
 } uv_op;
 
-/* Allocated by adopt (a uv_tcp_t does not fit tcp_sock.backend beside the
- * rest); tcp_sock.backend holds the pointer. */
+/* Allocated by adopt; tcp_sock.backend holds the pointer. */
 typedef struct uv_sock {
   tcp_sock *sock;
   uv_backend *owner;
-  uv_tcp_t stream;   /* connection: reads and writes */
-  uv_poll_t poll;    /* listener: readable; connection: connect done */
-  int handles_open;  /* initialised handles whose close callback is due */
-  bool stream_init, stream_closing;
-  bool stream_owns_fd; /* uv_tcp_open succeeded: uv_close closes the fd */
-  bool reading;        /* uv_read_start is in effect */
-  int stream_error;    /* uv_tcp_open failed with this errno */
-  bool poll_init, poll_closing, polling;
+  uv_poll_t poll;
+  int events;          /* what the poll watches now (UV_READABLE | UV_WRITABLE) */
+  bool poll_init, poll_closing, release_started;
+  bool keep_reading;   /* watch readability although no read waits (see the top) */
   bool nonblocking;    /* O_NONBLOCK set on the fd */
-  bool release_started;
   tcp_op *read_op, *write_op, *connect_op;
   queue accepts;       /* waiting accepts (tcp_op.backend_link) */
 } uv_sock;
+
+/* Reads of up to this many bytes go through the scratch buffer; a larger
+ * bytes_max gets its own buffer of that size, taken when bytes are there. */
+#define SCRATCH_BYTES (256 * 1024)
 
 struct uv_backend {
   backend base;
   uv_loop_t loop;
   uv_async_t wake_async;
   uv_timer_t poll_timer; /* bounds a waiting poll */
+  uint8_t *scratch;      /* SCRATCH_BYTES; I/O thread only */
 };
 
 _Static_assert(sizeof(uv_op) <= OP_BACKEND_BYTES, "uv_op must fit tcp_op.backend");
-_Static_assert(_Alignof(uv_op) <= 16, "tcp_op.backend is 16-byte aligned");
 _Static_assert(sizeof(uv_sock *) <= SOCK_BACKEND_BYTES, "tcp_sock.backend holds a pointer");
 
 static uv_op *uv_op_of(tcp_op *op) { return (uv_op *)(void *)op->backend; }
@@ -85,12 +87,10 @@ static void set_sock_state(tcp_sock *s, uv_sock *us) { memcpy(s->backend, &us, s
 /* libuv status codes are -errno on Unix. */
 static int errno_of(int uv_status) { return uv_status < 0 ? -uv_status : uv_status; }
 
-/* result >= 0: success value; otherwise os_error is the errno. A cancelled op
- * that ends with ECANCELED is reported as ended by its cancel. */
+/* result >= 0: success value; otherwise os_error is the errno. */
 static void report(uv_sock *us, tcp_op *op, int64_t result, int os_error) {
   backend_sink *sink = sink_of(us);
   if (result >= 0) sink_op_done(sink, op, result);
-  else if (os_error == ECANCELED && uv_op_of(op)->cancelled) sink_op_cancelled(sink, op);
   else sink_op_error(sink, op, os_error);
 }
 
@@ -103,11 +103,38 @@ static int set_nonblocking(uv_sock *us) {
   return 0;
 }
 
-/* ---- handle lifetime ------------------------------------------------------- */
+/* ---- the poll ------------------------------------------------------------- */
+
+static void on_poll_event(uv_poll_t *h, int status, int events);
+
+static int ensure_poll(uv_sock *us) {
+  if (us->poll_init) return 0;
+  int err = set_nonblocking(us);
+  if (err != 0) return err;
+  int rc = uv_poll_init_socket(&us->owner->loop, &us->poll, us->sock->fd);
+  if (rc != 0) return errno_of(rc);
+  us->poll_init = true;
+  us->poll.data = us;
+  return 0;
+}
+
+/* Watches exactly what the socket's waiting operations need. 0 or an errno. */
+static int update_events(uv_sock *us) {
+  int want = 0;
+  if (us->read_op != NULL || us->keep_reading || !queue_empty(&us->accepts)) want |= UV_READABLE;
+  if (us->write_op != NULL || us->connect_op != NULL) want |= UV_WRITABLE;
+  if (want == us->events || us->poll_closing) return 0;
+  int err = ensure_poll(us);
+  if (err != 0) return err;
+  int rc = want == 0 ? uv_poll_stop(&us->poll) : uv_poll_start(&us->poll, want, on_poll_event);
+  if (rc != 0) return errno_of(rc);
+  us->events = want;
+  return 0;
+}
 
 static void finish_release(uv_sock *us) {
   tcp_sock *s = us->sock;
-  if (!us->stream_owns_fd) os_socket_close(s->fd);
+  os_socket_close(s->fd);
   s->fd = -1;
   backend_sink *sink = sink_of(us);
   set_sock_state(s, NULL);
@@ -115,177 +142,92 @@ static void finish_release(uv_sock *us) {
   sink_sock_released(sink, s);
 }
 
-static void on_handle_closed(uv_handle_t *h) {
-  uv_sock *us = h->data;
-  us->handles_open--;
-  if (us->release_started && us->handles_open == 0) finish_release(us);
-}
-
-/* Closing the stream is also the only way to abandon a libuv write: its
- * callback then runs with UV_ECANCELED. A read gets no callback, so it is
- * reported here. */
-static void close_stream(uv_sock *us) {
-  if (!us->stream_init || us->stream_closing) return;
-  us->stream_closing = true;
-  us->reading = false; /* uv_close stops it */
-  tcp_op *read_op = us->read_op;
-  us->read_op = NULL;
-  uv_close((uv_handle_t *)&us->stream, on_handle_closed);
-  if (read_op != NULL) report(us, read_op, -1, ECANCELED);
-}
-
-static void close_poll(uv_sock *us) {
-  if (!us->poll_init || us->poll_closing) return;
-  us->poll_closing = true;
-  us->polling = false;
-  /* uv_close stops the watcher at once, so the fd is free for uv_tcp_open. */
-  uv_close((uv_handle_t *)&us->poll, on_handle_closed);
-}
-
-static int ensure_poll(uv_sock *us) {
-  if (us->poll_init) return 0;
-  int rc = uv_poll_init_socket(&us->owner->loop, &us->poll, us->sock->fd);
-  if (rc != 0) return errno_of(rc);
-  us->poll_init = true;
-  us->handles_open++;
-  us->poll.data = us;
-  return 0;
-}
-
-/* Returns 0 once the connection's uv_tcp_t wraps the fd, else an errno. */
-static int ensure_stream(uv_sock *us) {
-  if (us->stream_closing) return ECANCELED;
-  if (us->stream_init) return us->stream_error;
-  int rc = uv_tcp_init(&us->owner->loop, &us->stream);
-  if (rc != 0) return errno_of(rc);
-  us->stream_init = true;
-  us->handles_open++;
-  us->stream.data = us;
-  rc = uv_tcp_open(&us->stream, us->sock->fd);
-  if (rc != 0) {
-    us->stream_error = errno_of(rc);
-    return us->stream_error;
-  }
-  us->stream_owns_fd = true;
-  us->nonblocking = true; /* uv_tcp_open made it so */
-#if defined(SO_NOSIGPIPE)
-  /* Where SIGPIPE is process-wide (Apple, BSD), keep a write to a reset peer
-   * from raising it; the engine also ignores SIGPIPE at init. */
-  int on = 1;
-  (void)setsockopt(us->sock->fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
-#endif
-  return 0;
-}
+static void on_poll_closed(uv_handle_t *h) { finish_release(h->data); }
 
 /* ---- read ------------------------------------------------------------------ */
 
-static void on_read_alloc(uv_handle_t *h, size_t suggested_bytes, uv_buf_t *buf) {
-  (void)suggested_bytes;
-  /* A zero-length buffer makes libuv report UV_ENOBUFS, which on_read ignores. */
-  uv_sock *us = h->data;
-  tcp_op *op = us->read_op;
-  buf->base = op ? (char *)op->data : NULL;
-  buf->len = op ? op->len : 0;
+/* recv for op: > 0 bytes (now the op's), 0 end of stream, -1 with *err
+ * (EAGAIN: nothing yet). */
+static ssize_t receive(uv_sock *us, tcp_op *op, int *err) {
+  uint8_t *buf = op->len <= SCRATCH_BYTES ? us->owner->scratch : malloc(op->len);
+  if (buf == NULL) {
+    *err = ENOMEM;
+    return -1;
+  }
+  ssize_t n;
+  do {
+    n = recv(us->sock->fd, buf, op->len, 0);
+  } while (n < 0 && errno == EINTR);
+  *err = n < 0 ? errno : 0;
+  if (n > 0 && buf == us->owner->scratch && !op_read_copy(op, buf, (size_t)n)) {
+    *err = ENOMEM; /* the bytes are lost: the stream is broken */
+    return -1;
+  }
+  if (buf != us->owner->scratch) {
+    uint8_t *shrunk = n > 0 && (size_t)n <= op->len / 2 ? realloc(buf, (size_t)n) : NULL;
+    if (n > 0) op_read_adopt(op, shrunk != NULL ? shrunk : buf);
+    else free(buf);
+  }
+  return n;
 }
 
-static void stop_reading(uv_sock *us) {
-  if (!us->reading) return;
-  uv_read_stop((uv_stream_t *)&us->stream);
-  us->reading = false;
-}
-
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  if (nread == 0) return; /* EAGAIN: libuv keeps polling */
-  uv_sock *us = stream->data;
+/* Tries the waiting read; reports it unless the socket has nothing yet. */
+static void try_read(uv_sock *us) {
   tcp_op *op = us->read_op;
+  int err = 0;
+  ssize_t n = receive(us, op, &err);
+  if (n < 0 && (err == EAGAIN || err == EWOULDBLOCK)) return;
   us->read_op = NULL;
-  /* Keep reading after data: the next read is usually asked for before more
-   * bytes arrive. Bytes with no read waiting (UV_ENOBUFS from on_read_alloc),
-   * end of stream and errors stop it; the next read starts it again. */
-  if (nread < 0 || op == NULL) stop_reading(us);
-  if (op == NULL) return;
-  if (nread > 0) report(us, op, nread, 0);
-  else if (nread == UV_EOF) report(us, op, 0, 0);
-  else report(us, op, -1, errno_of((int)nread));
+  us->keep_reading = n > 0; /* the next read usually comes before more bytes */
+  report(us, op, n >= 0 ? n : -1, err);
 }
 
 static void start_read(uv_sock *us, tcp_op *op) {
-  int err = ensure_stream(us);
-  if (err != 0) {
-    report(us, op, -1, err);
-    return;
-  }
-  if (us->reading) {
-    us->read_op = op; /* still polled: libuv reads into op->data when bytes come */
-    return;
-  }
-  /* Try the socket first: when bytes are already queued (pipelined or bulk
-   * traffic) this saves a poll round and libuv's epoll_ctl calls for arming
-   * and disarming. libuv keeps no read-ahead, so bypassing it is safe. */
-  ssize_t n;
-  do {
-    n = recv(us->sock->fd, op->data, op->len, 0);
-  } while (n < 0 && errno == EINTR);
-  if (n >= 0) {
-    report(us, op, n, 0);
-    return;
-  }
-  if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    report(us, op, -1, errno);
-    return;
-  }
   us->read_op = op;
-  int rc = uv_read_start((uv_stream_t *)&us->stream, on_read_alloc, on_read);
-  if (rc != 0) {
+  try_read(us); /* bytes already queued (pipelined or bulk traffic) cost no poll round */
+  int err = update_events(us);
+  if (err != 0 && us->read_op != NULL) {
     us->read_op = NULL;
-    report(us, op, -1, errno_of(rc));
-    return;
+    report(us, op, -1, err);
   }
-  us->reading = true;
 }
 
 /* ---- write ----------------------------------------------------------------- */
 
-static void on_write(uv_write_t *req, int status) {
-  tcp_op *op = req->data;
-  uv_sock *us = sock_state(op->sock);
+/* Sends what is left of the waiting write; reports it when all is sent or it
+ * fails. */
+static void try_write(uv_sock *us) {
+  tcp_op *op = us->write_op;
+  while (op->done < op->len) {
+    ssize_t n = send(us->sock->fd, op->data + op->done, op->len - op->done, MSG_NOSIGNAL);
+    if (n > 0) {
+      op->done += (size_t)n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;
+    } else {
+      us->write_op = NULL;
+      report(us, op, -1, n < 0 ? errno : EPIPE);
+      return;
+    }
+  }
   us->write_op = NULL;
-  if (status == 0) report(us, op, (int64_t)op->len, 0);
-  else report(us, op, -1, errno_of(status));
+  report(us, op, (int64_t)op->len, 0);
 }
 
 static void start_write(uv_sock *us, tcp_op *op) {
-  int err = ensure_stream(us);
+  int err = set_nonblocking(us);
   if (err != 0) {
     report(us, op, -1, err);
     return;
   }
-  uv_buf_t buf = uv_buf_init((char *)op->data + op->done, (unsigned)(op->len - op->done));
-  /* uv_try_write first: bytes that go out at once complete in this pass and
-   * leave the poll mask alone (a uv_write that finishes at once still re-arms
-   * it afterwards: one epoll_ctl per write). uv_write takes any rest. */
-  int sent = uv_try_write((uv_stream_t *)&us->stream, &buf, 1);
-  if (sent < 0 && sent != UV_EAGAIN) {
-    report(us, op, -1, errno_of(sent));
-    return;
-  }
-  if (sent > 0) {
-    op->done += (size_t)sent;
-    if (op->done == op->len) {
-      report(us, op, (int64_t)op->len, 0);
-      return;
-    }
-    buf.base += sent;
-    buf.len -= (size_t)sent;
-  }
-  uv_op *u = uv_op_of(op);
-  u->write_req.data = op;
   us->write_op = op;
-  int rc = uv_write(&u->write_req, (uv_stream_t *)&us->stream, &buf, 1, on_write);
-  if (rc != 0) {
+  try_write(us);
+  err = update_events(us);
+  if (err != 0 && us->write_op != NULL) {
     us->write_op = NULL;
-    report(us, op, -1, errno_of(rc));
+    report(us, op, -1, err);
   }
 }
 
@@ -298,15 +240,12 @@ static void start_shutdown_write(uv_sock *us, tcp_op *op) {
 
 static void finish_connect(uv_sock *us, int os_error) {
   tcp_op *op = us->connect_op;
-  if (op == NULL) return;
   us->connect_op = NULL;
-  close_poll(us);
+  (void)update_events(us);
   report(us, op, os_error ? -1 : 0, os_error);
 }
 
-static void on_connect_ready(uv_poll_t *h, int status, int events) {
-  uv_sock *us = h->data;
-  if (us->connect_op == NULL) return;
+static void connect_ready(uv_sock *us, int status, int events) {
   int so_error = 0;
   socklen_t len = sizeof(so_error);
   if (getsockopt(us->sock->fd, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0) so_error = errno;
@@ -331,13 +270,8 @@ static void start_connect(uv_sock *us, tcp_op *op) {
     finish_connect(us, errno);
     return;
   }
-  err = ensure_poll(us);
-  if (err == 0) err = errno_of(uv_poll_start(&us->poll, UV_WRITABLE, on_connect_ready));
-  if (err != 0) {
-    finish_connect(us, err);
-    return;
-  }
-  us->polling = true;
+  err = update_events(us);
+  if (err != 0) finish_connect(us, err);
 }
 
 /* ---- accept ----------------------------------------------------------------- */
@@ -394,28 +328,6 @@ static tcp_op *accept_pop(uv_sock *us) {
   return l != NULL ? QUEUE_ENTRY(l, tcp_op, backend_link) : NULL;
 }
 
-static void on_listener_ready(uv_poll_t *h, int status, int events);
-
-/* Poll the listener exactly while accepts wait: connections nobody asked for
- * stay in the kernel's queue. */
-static void update_accept_polling(uv_sock *us) {
-  bool want = !queue_empty(&us->accepts);
-  if (want == us->polling) return;
-  if (!want) {
-    uv_poll_stop(&us->poll);
-    us->polling = false;
-    return;
-  }
-  int err = ensure_poll(us);
-  if (err == 0) err = errno_of(uv_poll_start(&us->poll, UV_READABLE, on_listener_ready));
-  if (err == 0) {
-    us->polling = true;
-    return;
-  }
-  tcp_op *op;
-  while ((op = accept_pop(us)) != NULL) report(us, op, -1, err);
-}
-
 /* Pairs waiting accepts with queued connections, first come first served. */
 static void serve_accepts(uv_sock *us) {
   while (!queue_empty(&us->accepts)) {
@@ -431,13 +343,9 @@ static void serve_accepts(uv_sock *us) {
     report(us, accept_pop(us), -1, err);
     break;
   }
-  update_accept_polling(us);
-}
-
-static void on_listener_ready(uv_poll_t *h, int status, int events) {
-  (void)status; /* an error shows up in accept() itself */
-  (void)events;
-  serve_accepts(h->data);
+  int err = update_events(us);
+  tcp_op *op;
+  while (err != 0 && (op = accept_pop(us)) != NULL) report(us, op, -1, err);
 }
 
 static void start_accept(uv_sock *us, tcp_op *op) {
@@ -448,6 +356,34 @@ static void start_accept(uv_sock *us, tcp_op *op) {
   }
   queue_push(&us->accepts, &op->backend_link);
   serve_accepts(us);
+}
+
+/* ---- readiness ------------------------------------------------------------------ */
+
+static void on_poll_event(uv_poll_t *h, int status, int events) {
+  uv_sock *us = h->data;
+  if (us->sock->kind == SOCK_LISTENER) {
+    serve_accepts(us); /* an error shows up in accept() itself */
+    return;
+  }
+  /* An error (status < 0): the socket calls themselves report the reason. */
+  bool readable = status < 0 || (events & UV_READABLE);
+  bool writable = status < 0 || (events & UV_WRITABLE);
+  if (us->connect_op != NULL) {
+    connect_ready(us, status, events);
+    return;
+  }
+  if (readable && us->read_op != NULL) try_read(us);
+  else if (readable) us->keep_reading = false; /* bytes and no read: stop watching */
+  if (writable && us->write_op != NULL) try_write(us);
+  int err = update_events(us);
+  if (err == 0) return;
+  tcp_op *op = us->read_op;
+  us->read_op = NULL;
+  if (op != NULL) report(us, op, -1, err);
+  op = us->write_op;
+  us->write_op = NULL;
+  if (op != NULL) report(us, op, -1, err);
 }
 
 /* ---- the vtable ------------------------------------------------------------- */
@@ -471,27 +407,14 @@ static void uv_backend_cancel(backend *b, tcp_op *op) {
   uv_sock *us = sock_state(op->sock);
   uv_op_of(op)->cancelled = true;
   switch (op->kind) {
-    case OP_CONNECT:
-      if (us->connect_op == op) finish_connect(us, ECANCELED);
-      break;
-    case OP_ACCEPT:
-      queue_remove(&us->accepts, &op->backend_link);
-      sink_op_cancelled(sink_of(us), op);
-      update_accept_polling(us);
-      break;
-    case OP_READ:
-      ZT_ASSERT(us->read_op == op);
-      stop_reading(us);
-      us->read_op = NULL;
-      sink_op_cancelled(sink_of(us), op);
-      break;
-    case OP_WRITE:
-      /* The write ends (UV_ECANCELED) in close_stream's uv_close. */
-      ZT_ASSERT(us->write_op == op);
-      close_stream(us);
-      break;
+    case OP_CONNECT: ZT_ASSERT(us->connect_op == op); us->connect_op = NULL; break;
+    case OP_ACCEPT: queue_remove(&us->accepts, &op->backend_link); break;
+    case OP_READ: ZT_ASSERT(us->read_op == op); us->read_op = NULL; us->keep_reading = false; break;
+    case OP_WRITE: ZT_ASSERT(us->write_op == op); us->write_op = NULL; break;
     default: ZT_ASSERT(!"only connect, accept, read and write stay submitted"); break;
   }
+  (void)update_events(us); /* a failure here only leaves a watch on: harmless */
+  sink_op_cancelled(sink_of(us), op);
 }
 
 static int32_t uv_backend_adopt(backend *b, tcp_sock *s) {
@@ -499,6 +422,12 @@ static int32_t uv_backend_adopt(backend *b, tcp_sock *s) {
   if (us == NULL) return TCP_ERR_NO_MEMORY;
   us->sock = s;
   us->owner = self(b);
+#if defined(SO_NOSIGPIPE)
+  /* Where SIGPIPE is process-wide (Apple, BSD), a send to a reset peer must not
+   * raise it; the engine also ignores SIGPIPE at init. */
+  int on = 1;
+  (void)setsockopt(s->fd, SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof(on));
+#endif
   set_sock_state(s, us);
   return TCP_OK;
 }
@@ -509,9 +438,12 @@ static void uv_backend_release(backend *b, tcp_sock *s) {
   ZT_ASSERT(us->read_op == NULL && us->write_op == NULL && us->connect_op == NULL);
   ZT_ASSERT(queue_empty(&us->accepts));
   us->release_started = true;
-  close_stream(us);
-  close_poll(us);
-  if (us->handles_open == 0) finish_release(us);
+  if (!us->poll_init) {
+    finish_release(us);
+    return;
+  }
+  us->poll_closing = true;
+  uv_close((uv_handle_t *)&us->poll, on_poll_closed); /* the fd is closed after libuv let go of it */
 }
 
 static void on_poll_timer(uv_timer_t *t) { (void)t; /* uv_run(ONCE) returns after this */ }
@@ -534,8 +466,10 @@ static void on_wake(uv_async_t *h) { (void)h; /* uv_run returns after this pass 
 static int32_t uv_backend_create(backend_sink *sink, backend **out) {
   uv_backend *u = calloc(1, sizeof(*u));
   if (u == NULL) return TCP_ERR_NO_MEMORY;
-  int rc = uv_loop_init(&u->loop);
+  u->scratch = malloc(SCRATCH_BYTES);
+  int rc = u->scratch != NULL ? uv_loop_init(&u->loop) : UV_ENOMEM;
   if (rc != 0) {
+    free(u->scratch);
     free(u);
     return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
   }
@@ -545,6 +479,7 @@ static int32_t uv_backend_create(backend_sink *sink, backend **out) {
     if (uv_is_active((uv_handle_t *)&u->wake_async)) uv_close((uv_handle_t *)&u->wake_async, NULL);
     uv_run(&u->loop, UV_RUN_NOWAIT);
     uv_loop_close(&u->loop);
+    free(u->scratch);
     free(u);
     return rc == UV_ENOMEM ? TCP_ERR_NO_MEMORY : TCP_ERR_UNSUPPORTED;
   }
@@ -566,6 +501,7 @@ static void uv_backend_destroy(backend *b) {
   int rc = uv_loop_close(&u->loop);
   ZT_ASSERT(rc == 0);
   (void)rc;
+  free(u->scratch);
   free(u);
 }
 

@@ -19,11 +19,24 @@ int32_t error_from_os(int64_t os_error) {
     case WSAECONNREFUSED:
     case ERROR_CONNECTION_REFUSED: return TCP_ERR_CONNECTION_REFUSED;
     case WSAECONNRESET:
-    case ERROR_NETNAME_DELETED: return TCP_ERR_CONNECTION_RESET;
+    case ERROR_NETNAME_DELETED:
+    /* "An established connection was aborted by the software in your host
+     * computer, possibly due to a data transmission time-out or protocol
+     * error" (Winsock error codes, Microsoft Learn): the connection died
+     * under the program, most often a send to a peer that closed. Unix
+     * reports those as ECONNRESET or EPIPE; libuv turns WSAECONNABORTED into
+     * UV_ECONNRESET "to be consistent with Unix" (src/win/tcp.c). Linux's
+     * ECONNABORTED stays TCP_ERR_CONNECTION_ABORTED below: there it means a
+     * connection the local host killed on purpose (ss -K, SOCK_DESTROY) or one
+     * aborted before accept, never a peer gone. */
     case WSAECONNABORTED:
-    case ERROR_CONNECTION_ABORTED: return TCP_ERR_CONNECTION_ABORTED;
+    case ERROR_CONNECTION_ABORTED: return TCP_ERR_CONNECTION_RESET;
     case WSAETIMEDOUT:
-    case ERROR_SEM_TIMEOUT: return TCP_ERR_TIMED_OUT;
+    case ERROR_SEM_TIMEOUT:
+    /* "The connection has been broken due to keep-alive activity detecting a
+     * failure while the operation was in progress" (Winsock error codes):
+     * Linux reports a keep-alive failure as ETIMEDOUT. */
+    case WSAENETRESET: return TCP_ERR_TIMED_OUT;
     case WSAENETUNREACH:
     case WSAENETDOWN:
     case ERROR_NETWORK_UNREACHABLE: return TCP_ERR_NETWORK_UNREACHABLE;
@@ -70,6 +83,17 @@ int32_t error_from_os(int64_t os_error) {
 #endif
     default: return TCP_ERR_OS;
   }
+}
+
+int32_t error_from_os_at_bind(int64_t os_error) {
+#if defined(_WIN32)
+  /* "If you try to set up TCP connections from ports that are greater than
+   * 5000, the local computer responds with the following WSAENOBUFS (10055)
+   * error message" (Microsoft KB 196271): WSAENOBUFS at bind or connect is
+   * how Windows says the ephemeral ports ran out. */
+  if (os_error == WSAENOBUFS) return TCP_ERR_ADDRESS_NOT_AVAILABLE;
+#endif
+  return error_from_os(os_error);
 }
 
 TCP_API const char *tcp_strerror(int64_t code) {

@@ -217,7 +217,7 @@ bool uring_cqes_lost(uring_ring *r) {
   return lost;
 }
 
-unsigned uring_reap(uring_ring *r, void (*handle)(void *ctx, uint64_t user_data, int32_t res), void *ctx) {
+unsigned uring_reap(uring_ring *r, void (*handle)(void *ctx, uint64_t user_data, int32_t res, uint32_t flags), void *ctx) {
   unsigned reaped = 0;
   for (;;) {
     unsigned head = atomic_load_explicit(r->cq_head, memory_order_relaxed);
@@ -227,8 +227,9 @@ unsigned uring_reap(uring_ring *r, void (*handle)(void *ctx, uint64_t user_data,
       struct io_uring_cqe *cqe = &r->cqes[head & r->cq_mask];
       uint64_t data = cqe->user_data;
       int32_t res = cqe->res;
+      uint32_t flags = cqe->flags;
       atomic_store_explicit(r->cq_head, head + 1, memory_order_release);
-      handle(ctx, data, res);
+      handle(ctx, data, res, flags);
     }
   }
 }

@@ -70,8 +70,8 @@ bool uring_cq_overflowed(const uring_ring *r);
 /* Did the kernel drop CQEs since the last call? */
 bool uring_cqes_lost(uring_ring *r);
 
-/* Calls handle(ctx, user_data, res) for every CQE, handing each slot back
+/* Calls handle(ctx, user_data, res, flags) for every CQE, handing each slot back
  * first (handle may submit). Returns how many. */
-unsigned uring_reap(uring_ring *r, void (*handle)(void *ctx, uint64_t user_data, int32_t res), void *ctx);
+unsigned uring_reap(uring_ring *r, void (*handle)(void *ctx, uint64_t user_data, int32_t res, uint32_t flags), void *ctx);
 
 #endif /* ZIG_TCP_IO_URING_RING_H */

@@ -33,6 +33,9 @@
 #include "platform.h"
 
 #define LINGER_YIELDS 8
+/* After this long with nothing to do, the freed memory of the busy time goes
+ * back to the OS (see trim_when_idle). */
+#define IDLE_TRIM_MS 1000
 
 static struct {
   backend *backend;
@@ -45,6 +48,7 @@ static struct {
   bool wake_sent; /* a caller woke it since it parked */
   /* Bumped by every caller that adds work: the linger watches it lock-free. */
   _Atomic uint32_t work_added;
+  bool trim_due;  /* completions were posted since the last trim */
   plat_thread thread;
 } L;
 
@@ -233,6 +237,28 @@ static void post_done(void) {
   dart_post_ops(&posted);
   engine_lock();
   while ((l = queue_pop(&posted)) != NULL) op_free(QUEUE_ENTRY(l, tcp_op, core_link));
+  L.trim_due = true;
+}
+
+/* Idle memory. A busy time frees many read buffers, often on other threads
+ * (the VM's finalizers), and allocators keep such memory resident for reuse:
+ * measured, 10,000 connections that each echoed 32 KiB then idled kept 27 KiB
+ * each on the uv backend. Once the loop has had nothing to do for
+ * IDLE_TRIM_MS, it hands that memory back -- never while traffic flows. */
+static int64_t trim_wait_ms(int64_t wait_ms) {
+  if (!L.trim_due) return wait_ms;
+  return wait_ms < 0 || wait_ms > IDLE_TRIM_MS ? IDLE_TRIM_MS : wait_ms;
+}
+
+static bool work_waiting(void);
+
+static void trim_when_idle(uint32_t work_seen, int64_t waited_ms, int64_t asked_ms) {
+  if (!L.trim_due || asked_ms != IDLE_TRIM_MS || waited_ms < IDLE_TRIM_MS) return;
+  if (atomic_load_explicit(&L.work_added, memory_order_relaxed) != work_seen || work_waiting()) return;
+  L.trim_due = false;
+  engine_unlock();
+  plat_release_free_memory();
+  engine_lock();
 }
 
 /* -1 (no deadline) or the milliseconds until the nearest one. */
@@ -294,7 +320,11 @@ static void io_thread_main(void *arg) {
     if (atomic_load_explicit(&L.work_added, memory_order_relaxed) != work_seen || work_waiting()) continue;
     /* Also hands the OS what this pass submitted: with io_uring, one
      * io_uring_enter submits and waits. */
-    poll_backend(wait_ms());
+    int64_t asked_ms = trim_wait_ms(wait_ms());
+    int64_t before_ms = plat_now_ms();
+    poll_backend(asked_ms);
+    if (queue_empty(&L.sink.ops) && queue_empty(&L.sink.socks))
+      trim_when_idle(work_seen, plat_now_ms() - before_ms, asked_ms);
   }
   ZT_ASSERT(queue_empty(&L.commands) && queue_empty(&L.releases) && queue_empty(&L.done));
   ZT_ASSERT(deadlines_first(&L.deadlines) == NULL);

@@ -1,8 +1,9 @@
-/* ops.c -- op records and read buffers, pooled (see ops.h).
+/* ops.c -- op records, pooled, and the read data helpers (see ops.h).
  *
  * Ops are made on the callers' threads and retired on the I/O thread; with
  * malloc that pattern defeats the per-thread caches (measured: ~6 % of the
- * server's CPU in echo), hence the pools. Every call: engine lock held. */
+ * server's CPU in echo), hence the pool. Every call: engine lock held, but for
+ * op_read_copy / op_read_adopt, which touch only their op. */
 #include "ops.h"
 
 #include <stdlib.h>
@@ -11,17 +12,14 @@
 #include "engine.h"
 
 #define OP_POOL_MAX 4096
-#define READ_POOL_BUFFERS_MAX 64
 
 static struct {
   tcp_op *free_ops; /* linked by core_link.next */
   uint32_t free_ops_len;
-  /* Idle read buffers, all of read_pool_bytes capacity (the size most recent
-   * reads asked for): a read whose result is copied out gives its buffer back
-   * here for the next read, instead of a malloc + free of bytes_max per read. */
-  uint8_t *read_pool[READ_POOL_BUFFERS_MAX];
-  uint32_t read_pool_len;
-  size_t read_pool_bytes;
+  /* Ops the backend lost track of (TCP_ERR_BACKEND_FAILED): the OS may still
+   * write into them or their buffers, so they are kept for the life of the
+   * process -- on a list, so that leak checkers see them as reachable. */
+  tcp_op *quarantined; /* linked by core_link.next */
 } P;
 
 tcp_op *op_new(op_kind kind, int64_t request_id) {
@@ -50,8 +48,12 @@ void op_free(tcp_op *op) {
   ZT_ASSERT(!qlink_queued(&op->backend_link));
   ZT_ASSERT(op->deadline_index == OP_NO_DEADLINE);
   ZT_ASSERT(op->state != OP_STARTED && op->state != OP_SUBMITTED && op->state != OP_FREE);
-  /* The OS may still write into a quarantined op or its buffer: keep both. */
-  if (op->quarantined) return;
+  if (op->quarantined) {
+    op->state = OP_FREE;
+    op->core_link.next = (qlink *)(void *)P.quarantined;
+    P.quarantined = op;
+    return;
+  }
   if (op->data != op->inline_data) free(op->data);
   op->state = OP_FREE;
   if (P.free_ops_len >= OP_POOL_MAX) {
@@ -63,28 +65,22 @@ void op_free(tcp_op *op) {
   P.free_ops_len++;
 }
 
-uint8_t *read_buffer_take(size_t bytes) {
-  ASSERT_LOCKED();
-  ZT_ASSERT(bytes > 0);
-  if (P.read_pool_len > 0 && P.read_pool_bytes == bytes) return P.read_pool[--P.read_pool_len];
-  return malloc(bytes);
+bool op_read_copy(tcp_op *op, const uint8_t *src, size_t n) {
+  ZT_ASSERT(op->kind == OP_READ && op->data == NULL && n > 0 && n <= op->len);
+  uint8_t *dst = n <= OP_INLINE_BYTES ? op->inline_data : malloc(n);
+  if (dst == NULL) return false;
+  memcpy(dst, src, n);
+  op->data = dst;
+  return true;
 }
 
-void read_buffer_give(uint8_t *buffer, size_t bytes) {
-  ASSERT_LOCKED();
-  if (buffer == NULL) return;
-  if (P.read_pool_bytes != bytes) {
-    /* Reads changed size: the pool follows the newest one. */
-    while (P.read_pool_len > 0) free(P.read_pool[--P.read_pool_len]);
-    P.read_pool_bytes = bytes;
-  }
-  if (P.read_pool_len < READ_POOL_BUFFERS_MAX) P.read_pool[P.read_pool_len++] = buffer;
-  else free(buffer);
+void op_read_adopt(tcp_op *op, uint8_t *buf) {
+  ZT_ASSERT(op->kind == OP_READ && op->data == NULL && buf != NULL);
+  op->data = buf;
 }
 
 void ops_free_pools(void) {
   ASSERT_LOCKED();
-  while (P.read_pool_len > 0) free(P.read_pool[--P.read_pool_len]);
   while (P.free_ops != NULL) {
     tcp_op *op = P.free_ops;
     P.free_ops = (tcp_op *)(void *)op->core_link.next;

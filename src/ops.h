@@ -26,6 +26,7 @@ typedef enum op_kind {
   OP_WRITE,
   OP_SHUTDOWN_WRITE,
   OP_CLOSE,
+  OP_READ_STREAM, /* a stream's anchor: never started; its completion is the stream's final */
 } op_kind;
 
 typedef enum op_state {
@@ -40,11 +41,13 @@ typedef struct tcp_sock tcp_sock;
 typedef struct tcp_op tcp_op;
 
 /* Backend scratch space inside every op, so no backend allocates per op:
- * IOCP keeps its OVERLAPPED and AcceptEx address buffers here. */
-#define OP_BACKEND_BYTES 320
+ * IOCP keeps its OVERLAPPED and AcceptEx address buffers here (144 bytes). */
+#define OP_BACKEND_BYTES 144
 /* A write of up to this many bytes, and a read that returned up to this many,
- * keeps its bytes inside the op: a small message costs no allocation. */
-#define OP_INLINE_BYTES 256
+ * keeps its bytes inside the op: a small message costs no allocation. 128:
+ * every request/response message of the benchmark fits, and an idle
+ * connection's pending read record stays small (tcp.h: receive at scale). */
+#define OP_INLINE_BYTES 128
 #define OP_NO_DEADLINE UINT32_MAX
 
 struct tcp_op {
@@ -59,24 +62,29 @@ struct tcp_op {
   bool timed_out;          /* connect: its deadline passed */
   bool quarantined;        /* the backend lost track of it: its memory is never reused */
   bool data_by_copy;       /* read: data is an exact-size copy, posted as typed data */
+  bool stream_part;        /* read: one receive of its socket's read stream */
   uint32_t deadline_index; /* connect: slot in the loop's deadline heap, or OP_NO_DEADLINE */
   uint64_t seq;            /* read / write: its place in its socket's queue */
   int64_t request_id;
   int64_t dart_port;       /* where the completion goes */
   tcp_sock *sock;          /* NULL once completed (the socket may be gone) */
+  tcp_sock *member;        /* accept on a shared listener: the member it was asked on */
   /* The outcome: set by the backend through the sink, or by the core. */
   int64_t result;          /* >= 0 success value, < 0 a TCP_ERR_* code */
   int64_t os_error;
   os_socket accepted_fd;   /* accept: the new connection's OS socket */
-  uint8_t *data;           /* read: engine buffer (taken at start); write: engine copy */
-  size_t len;              /* read: capacity; write: total bytes */
+  uint8_t *data;           /* read: the bytes read (set by the backend when they arrive);
+                              write: engine copy; either may point to inline_data */
+  size_t len;              /* read: bytes_max; write: total bytes */
   size_t done;             /* write: bytes written so far (the backend's) */
   int64_t timeout_ms;      /* connect; 0 = none */
   int64_t deadline_ms;     /* connect: when it times out (loop clock) */
-  struct sockaddr_storage addr; /* connect: destination */
   int addr_len;
   _Alignas(16) unsigned char backend[OP_BACKEND_BYTES];
-  uint8_t inline_data[OP_INLINE_BYTES]; /* last: op_new does not clear it */
+  union { /* last: op_new does not clear it */
+    uint8_t inline_data[OP_INLINE_BYTES]; /* read / write: small payloads */
+    struct sockaddr_storage addr;         /* connect: destination */
+  };
 };
 
 /* All of the following: engine lock held. */
@@ -84,11 +92,14 @@ struct tcp_op {
 tcp_op *op_new(op_kind kind, int64_t request_id);
 /* Frees what op owns and keeps the record for reuse. op must be in no queue. */
 void op_free(tcp_op *op);
-/* A read buffer of bytes (reused when the size matches recent reads), or NULL. */
-uint8_t *read_buffer_take(size_t bytes);
-/* Keeps buffer for a later read of the same size, or frees it. NULL is ignored. */
-void read_buffer_give(uint8_t *buffer, size_t bytes);
-/* After the I/O thread stopped: free every pooled op and buffer. */
+/* After the I/O thread stopped: free every pooled op. */
 void ops_free_pools(void);
+
+/* For backends (any thread, no lock: they touch only op). A read's bytes
+ * become the op's: op_read_copy copies n > 0 bytes (into the op itself when
+ * they fit, else into an exact-size allocation; false when out of memory),
+ * op_read_adopt takes buf (from malloc, at least n bytes) as it is. */
+bool op_read_copy(tcp_op *op, const uint8_t *src, size_t n);
+void op_read_adopt(tcp_op *op, uint8_t *buf);
 
 #endif /* ZIG_TCP_OPS_H */

@@ -26,11 +26,14 @@ typedef int os_socket;
 #define OS_ERROR_TIMED_OUT ETIMEDOUT
 #endif
 
-/* Build a sockaddr from 4/16 address bytes + port. Returns the length, or 0. */
+/* Build a sockaddr from 4 / 16 address bytes, or 20 (IPv6 + its uint32 scope
+ * id in host byte order), + port. Returns the length, or 0. */
 int sockaddr_from_bytes(const uint8_t *addr, int32_t addr_len, int32_t port, struct sockaddr_storage *out);
 /* 4 or 16 (bytes copied into addr_out, port into *port_out; either may be
  * NULL), or TCP_ERR_ADDRESS_FAMILY. */
 int32_t sockaddr_to_bytes(const struct sockaddr_storage *sa, uint8_t *addr_out, int32_t *port_out);
+/* The IPv6 scope id (an interface index) of sa; 0 for none or IPv4. */
+int64_t sockaddr_scope_id(const struct sockaddr_storage *sa);
 /* A TCP socket of family, close-on-exec, blocking unless nonblocking. */
 os_socket os_socket_open(int family, bool nonblocking, int *os_error);
 void os_socket_close(os_socket fd);

@@ -51,6 +51,7 @@ void plat_thread_join(plat_thread thread) {
 
 int64_t plat_now_ms(void) { return (int64_t)GetTickCount64(); }
 void plat_yield(void) { SwitchToThread(); }
+void plat_release_free_memory(void) {}
 
 #else
 #include <sched.h>
@@ -91,4 +92,11 @@ int64_t plat_now_ms(void) {
 }
 
 void plat_yield(void) { sched_yield(); }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+void plat_release_free_memory(void) { malloc_trim(0); }
+#else
+void plat_release_free_memory(void) {}
+#endif
 #endif

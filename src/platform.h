@@ -27,5 +27,8 @@ void plat_thread_join(plat_thread thread);
 int64_t plat_now_ms(void);
 /* Lets another thread of this CPU run. */
 void plat_yield(void);
+/* Gives memory the allocator holds free back to the OS (glibc: malloc_trim);
+ * a no-op where the allocator does that by itself. */
+void plat_release_free_memory(void);
 
 #endif /* ZIG_TCP_PLATFORM_H */

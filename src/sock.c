@@ -53,7 +53,7 @@ static void start(tcp_op *op) {
 }
 
 /* The op's final outcome: posted soon, and the op leaves its socket. */
-static void complete(tcp_op *op, int64_t result, int64_t os_error) {
+void sock_complete(tcp_op *op, int64_t result, int64_t os_error) {
   ZT_ASSERT(op->state != OP_DONE && op->state != OP_FREE);
   ZT_ASSERT(!qlink_queued(&op->core_link));
   op->result = result;
@@ -83,16 +83,24 @@ static queue *queue_of(tcp_sock *s, op_kind kind) {
   }
 }
 
+/* A stream's receive that carries no bytes is not posted: the stream's final
+ * completion speaks for it. */
+static void discard(tcp_op *op) {
+  op->state = OP_DONE;
+  op_free(op);
+}
+
 /* An op that was never started leaves its queue with code. */
 static void end_unstarted(tcp_sock *s, tcp_op *op, int64_t code) {
   ZT_ASSERT(op->state == OP_QUEUED);
   queue_remove(queue_of(s, op->kind), &op->core_link);
   note_ended_in_order(s, op);
-  if (op->kind == OP_READ) {
-    read_buffer_give(op->data, op->len);
-    op->data = NULL;
+  if (op->stream_part) {
+    discard(op);
+    sock_stream_receive_ended(s, code, 0);
+    return;
   }
-  complete(op, code, 0);
+  sock_complete(op, code, 0);
 }
 
 /* Every op of q that was never started ends with code, in order. */
@@ -106,19 +114,34 @@ static void end_all_unstarted(tcp_sock *s, queue *q, int64_t code) {
   }
 }
 
-/* Starts the next read if none is in flight. Its buffer is taken only now, so
- * reads queued behind it hold no memory. */
+/* Starts the next read if none is in flight. No read holds a buffer while it
+ * waits: the backend provides one only when bytes are there. */
 static void pump_reads(tcp_sock *s) {
-  while (!s->closing && s->connected && !queue_empty(&s->reads)) {
-    tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
-    if (op->state != OP_QUEUED) return;
-    if (op->data == NULL) op->data = read_buffer_take(op->len);
-    if (op->data != NULL) {
-      start(op);
-      return;
-    }
-    end_unstarted(s, op, TCP_ERR_NO_MEMORY);
-  }
+  if (s->closing || !s->connected || queue_empty(&s->reads)) return;
+  tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
+  if (op->state != OP_QUEUED) return;
+  /* A stream stopped while its receive waited behind other reads. */
+  if (op->stream_part && s->stream_stopping) end_unstarted(s, op, TCP_ERR_STOPPED);
+  else start(op);
+}
+
+void sock_queue_read(tcp_sock *s, tcp_op *op) {
+  attach(op, s);
+  op->seq = s->reads_issued++;
+  queue_push(&s->reads, &op->core_link);
+  pump_reads(s);
+}
+
+bool sock_stream_stop_receive(tcp_sock *s) {
+  ZT_ASSERT(s->stream_receiving && !queue_empty(&s->reads));
+  tcp_op *op = QUEUE_ENTRY(s->reads.tail, tcp_op, core_link);
+  ZT_ASSERT(op->stream_part);
+  if (op->state != OP_QUEUED) {
+    if (!op->cancel_requested) loop_cancel(op);
+  } else if (&op->core_link == s->reads.head) {
+    end_unstarted(s, op, TCP_ERR_STOPPED);
+  } /* else pump_reads ends it when its turn comes */
+  return true;
 }
 
 /* Starts the head of the write queue; a zero-length write completes here, in
@@ -139,10 +162,8 @@ static void pump_writes(tcp_sock *s) {
 void sock_add_read(tcp_sock *s, tcp_op *op) {
   ASSERT_LOCKED();
   ZT_ASSERT(op->kind == OP_READ && s->kind == SOCK_CONNECTION);
-  attach(op, s);
-  op->seq = s->reads_issued++;
-  queue_push(&s->reads, &op->core_link);
-  pump_reads(s);
+  ZT_ASSERT(s->stream == NULL || s->stream_stopping); /* tcp_read is refused while a stream runs */
+  sock_queue_read(s, op);
 }
 
 void sock_add_write(tcp_sock *s, tcp_op *op) {
@@ -157,8 +178,14 @@ void sock_add_write(tcp_sock *s, tcp_op *op) {
 void sock_add_accept(tcp_sock *s, tcp_op *op) {
   ASSERT_LOCKED();
   ZT_ASSERT(op->kind == OP_ACCEPT && s->kind == SOCK_LISTENER);
-  attach(op, s);
-  queue_push(&s->accepts, &op->core_link);
+  tcp_sock *listener = s->group != NULL ? s->group : s; /* a member accepts on its group */
+  attach(op, listener);
+  if (s->group != NULL) {
+    op->member = s;
+    op->dart_port = s->dart_port;
+    s->member_accepts++;
+  }
+  queue_push(&listener->accepts, &op->core_link);
   start(op);
 }
 
@@ -193,6 +220,11 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
   s->close_reason = reason;
   s->close_op = close_op;
   handles_retire(s);
+  if (s->group != NULL) {
+    shared_member_closing(s); /* a member owns no OS socket */
+    return;
+  }
+  shared_forget(s);
   /* An op queued behind one in flight ends only after it (sock_op_ended). */
   end_all_unstarted(s, &s->accepts, reason);
   if (queue_empty(&s->reads) || QUEUE_ENTRY(s->reads.head, tcp_op, core_link)->state == OP_QUEUED)
@@ -203,11 +235,16 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
   cancel_started(&s->writes);
   cancel_started(&s->accepts);
   if (s->connect_op != NULL) cancel_if_started(s->connect_op);
+  sock_stream_closing(s);
   if (s->inflight == 0) request_release(s);
 }
 
 /* The code an ended op completes with. */
 static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
+  if (op->member != NULL && op->member->closing) {
+    *os_error = 0;
+    return op->member->close_reason;
+  }
   if (s->closing) {
     *os_error = 0;
     return s->close_reason;
@@ -217,29 +254,26 @@ static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
     *os_error = OS_ERROR_TIMED_OUT;
     return TCP_ERR_TIMED_OUT;
   }
-  /* Only a close or a deadline cancels an op; the close case is above. */
+  if (op->ended_by_cancel && op->stream_part) {
+    *os_error = 0;
+    return TCP_ERR_STOPPED;
+  }
+  /* Only a close, a deadline or a stream's stop cancels an op; all are above. */
   ZT_ASSERT(!op->ended_by_cancel);
   return op->result;
 }
 
-/* A read's data: small reads travel as an exact copy (the VM copies it into
- * the isolate's heap) and their buffer serves the next read; large ones hand
- * the buffer itself to the VM (no copy), shrunk if the read used little. */
+/* A read's data (exactly result bytes, from the backend): up to
+ * TCP_READ_COPY_BYTES_MAX it is posted as typed data the VM copies (and freed
+ * after the post), above that handed to the VM as external typed data. */
 static void settle_read_data(tcp_op *op, int64_t result) {
+  if (op->quarantined) return; /* the OS may still write into the buffer: it stays with the op */
+  ZT_ASSERT(result <= 0 || op->data != NULL);
   if (result <= 0) {
-    read_buffer_give(op->data, op->len);
+    if (op->data != op->inline_data) free(op->data);
     op->data = NULL;
   } else if (result <= TCP_READ_COPY_BYTES_MAX) {
-    uint8_t *copy = (size_t)result <= OP_INLINE_BYTES ? op->inline_data : malloc((size_t)result);
-    if (copy != NULL) {
-      memcpy(copy, op->data, (size_t)result);
-      read_buffer_give(op->data, op->len);
-      op->data = copy;
-      op->data_by_copy = true;
-    }
-  } else if ((size_t)result <= op->len / 2) {
-    uint8_t *smaller = realloc(op->data, (size_t)result);
-    if (smaller != NULL) op->data = smaller;
+    op->data_by_copy = true;
   }
 }
 
@@ -253,7 +287,9 @@ static int64_t settle_accept(tcp_op *op, tcp_sock *listener, int64_t result) {
   }
   ZT_ASSERT(fd != OS_SOCKET_INVALID);
   int32_t error = TCP_OK;
-  tcp_sock *s = sock_create(SOCK_CONNECTION, listener->dart_port, fd, listener->family, &error);
+  /* The connection's completions go where the accept's went (a shared
+   * listener's member may be another isolate than the group's first). */
+  tcp_sock *s = sock_create(SOCK_CONNECTION, op->dart_port, fd, listener->family, &error);
   if (s == NULL) {
     os_socket_close(fd);
     return error;
@@ -288,7 +324,15 @@ void sock_op_ended(tcp_op *op) {
   if (op->kind == OP_READ) settle_read_data(op, result);
   if (op->kind == OP_ACCEPT) result = settle_accept(op, s, result);
   if (op->kind == OP_CONNECT) settle_connect(op, s, result);
-  complete(op, result, result < 0 ? os_error : 0);
+  if (op->stream_part) {
+    if (result > 0) sock_complete(op, result, 0); /* a DATA completion of the stream */
+    else discard(op);
+    sock_stream_receive_ended(s, result, os_error);
+  } else {
+    tcp_sock *member = op->member;
+    sock_complete(op, result, result < 0 ? os_error : 0);
+    if (member != NULL) shared_member_accept_ended(member);
+  }
   if (!s->closing) {
     pump_reads(s);
     pump_writes(s);
@@ -304,9 +348,10 @@ void sock_released(tcp_sock *s) {
   ASSERT_LOCKED();
   ZT_ASSERT(s->closing && s->release_requested && s->inflight == 0);
   ZT_ASSERT(queue_empty(&s->reads) && queue_empty(&s->writes) && queue_empty(&s->accepts));
-  ZT_ASSERT(s->connect_op == NULL);
+  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL);
+  ZT_ASSERT(s->group_members == 0 && !s->in_group_table); /* a group outlives its members */
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
-  if (s->close_op != NULL) complete(s->close_op, 0, 0);
+  if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);
   handles_remove(s);
   free(s);
 }

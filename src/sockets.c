@@ -37,14 +37,24 @@ int sockaddr_from_bytes(const uint8_t *addr, int32_t addr_len, int32_t port,
     memcpy(&v4->sin_addr, addr, 4);
     return (int)sizeof(*v4);
   }
-  if (addr_len == 16) {
+  if (addr_len == 16 || addr_len == 20) {
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons((uint16_t)port);
     memcpy(&v6->sin6_addr, addr, 16);
+    if (addr_len == 20) {
+      uint32_t scope_id;
+      memcpy(&scope_id, addr + 16, sizeof(scope_id)); /* host byte order: an interface index */
+      v6->sin6_scope_id = scope_id;
+    }
     return (int)sizeof(*v6);
   }
   return 0;
+}
+
+int64_t sockaddr_scope_id(const struct sockaddr_storage *sa) {
+  if (sa->ss_family != AF_INET6) return 0;
+  return (int64_t)((const struct sockaddr_in6 *)sa)->sin6_scope_id;
 }
 
 int32_t sockaddr_to_bytes(const struct sockaddr_storage *sa, uint8_t *addr_out, int32_t *port_out) {
@@ -68,7 +78,20 @@ os_socket os_socket_open(int family, bool nonblocking, int *os_error) {
   (void)nonblocking;
   SOCKET fd = WSASocketW(family, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
                          WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
-  if (fd == INVALID_SOCKET) *os_error = WSAGetLastError();
+  if (fd == INVALID_SOCKET) {
+    *os_error = WSAGetLastError();
+    return fd;
+  }
+  /* Windows makes IPv6 sockets v6-only by default, Linux does not: without
+   * this, a connect to ::ffff:a.b.c.d fails on Windows only. Listeners set the
+   * option again from tcp_listen's v6_only. Failure is ignored, as libuv and
+   * Go ignore it ("Allow both IP versions even if the OS default is
+   * otherwise. Note that some operating systems never admit this option."
+   * -- Go, net/sockopt_windows.go): a host without IPv4 keeps the default. */
+  if (family == AF_INET6) {
+    DWORD off = 0;
+    (void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, (int)sizeof(off));
+  }
   return fd;
 #elif defined(SOCK_CLOEXEC) && defined(SOCK_NONBLOCK)
   int type = SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0);
@@ -116,10 +139,23 @@ int os_listen_setup(os_socket fd, const struct sockaddr_storage *addr, int addr_
                     bool v6_only, bool shared) {
   int err;
 #if defined(_WIN32)
-  /* Exclusive by default: no other socket may bind this port, not even with
-   * SO_REUSEADDR (which on Windows would allow stealing it). */
+  /* No option at all, as libuv and Go. Without one, Windows rebinds a port
+   * whose old connections still live or sit in TIME_WAIT (what SO_REUSEADDR
+   * gives on Unix), and a second listener on a port still fails
+   * (WSAEADDRINUSE): since Windows Server 2003 another socket can take a bound
+   * port only if its first owner set SO_REUSEADDR, which we never do ("the
+   * first socket bound to the address and port *must* set SO_REUSEADDR" --
+   * Microsoft's Winsock team, "Changes in Socket Bind"). SO_EXCLUSIVEADDRUSE
+   * would add little beyond that and break restarts: "if a listening socket
+   * with SO_EXCLUSIVEADDRUSE set accepts a connection and is then
+   * subsequently closed, another socket (also with SO_EXCLUSIVEADDRUSE)
+   * cannot bind to the same port as the first socket until the original
+   * connection becomes inactive" (Using SO_REUSEADDR and SO_EXCLUSIVEADDRUSE,
+   * Microsoft Learn); libuv: "SO_EXCLUSIVEADDRUSE is also not good here
+   * because it does check all sockets, regardless of state" (src/win/tcp.c).
+   * What is left: a process of the same user may bind a specific address on
+   * a port we hold with the wildcard address (tcp.h, tcp_listen). */
   (void)shared;
-  if ((err = set_int_option(fd, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1)) != 0) return err;
 #else
   /* Lets a restarted server rebind while old connections sit in TIME_WAIT;
    * on Linux/BSD it never lets two listeners share a port. */

@@ -87,7 +87,7 @@ void main() {
     await server.close();
   });
 
-  test('pause stops reading, resume goes on', () async {
+  test('pause holds the bytes back, resume delivers them', () async {
     final ZigServerSocket server =
         await ZigServerSocket.bind(InternetAddress.loopbackIPv4, 0);
     final Completer<Socket> accepted = Completer<Socket>();
@@ -110,7 +110,8 @@ void main() {
     await first.future;
     peer.add(<int>[2, 3]);
     await peer.flush();
-    await Future<void>.delayed(const Duration(milliseconds: 100));
+    // The two bytes reach the socket and wait there for the listener.
+    await untilTrue(() => client.readBufferedBytes == 2);
     expect(got, <int>[1]);
     final Future<void> done = reader.asFuture<void>();
     reader.resume();

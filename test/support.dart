@@ -1,6 +1,7 @@
 // Helpers shared by the Dart tests (not a test file itself).
 
 import 'dart:io';
+import 'dart:typed_data';
 
 import 'package:test/test.dart';
 import 'package:zig_tcp/zig_tcp.dart';
@@ -92,4 +93,37 @@ Future<List<InternetAddress>> localhostAddresses() async {
     }
   }
   return found;
+}
+
+/// Lets the event loop run until [condition] holds. Each round waits for a
+/// zero timer, which the VM queues behind the messages already in the
+/// isolate's queue (the engine's completions among them), so every round
+/// handles what the engine posted meanwhile. It ends on the condition, not
+/// on a duration; the test's timeout bounds it.
+Future<void> untilTrue(bool Function() condition) async {
+  while (!condition()) {
+    await Future<void>.delayed(Duration.zero);
+  }
+}
+
+/// Byte [i] of the test streams: position-dependent, so a lost, doubled or
+/// reordered chunk shows.
+int streamByte(int i) => (i * 7 + (i >> 8) + (i >> 16)) & 0xff;
+
+/// The first [n] bytes of the test stream.
+Uint8List streamBytes(int n) {
+  final Uint8List data = Uint8List(n);
+  for (int i = 0; i < n; i++) {
+    data[i] = streamByte(i);
+  }
+  return data;
+}
+
+/// The index in [chunk] of the first byte that is not the test stream's
+/// byte at [offset] + index, or chunk.length when all are right.
+int firstWrongByte(List<int> chunk, int offset) {
+  for (int i = 0; i < chunk.length; i++) {
+    if (chunk[i] != streamByte(offset + i)) return i;
+  }
+  return chunk.length;
 }

@@ -3,7 +3,8 @@
  * the one place that names them (in the spirit of libuv's test/test-list.h).
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
- * test_options.c and test_isolates.c. suite.c makes the runner's table of it.
+ * test_options.c, test_isolates.c, test_streams.c, test_backend_faults.c and
+ * test_portability.c. suite.c makes the runner's table of it.
  */
 #ifndef ZIG_TCP_TEST_LIST_H
 #define ZIG_TCP_TEST_LIST_H
@@ -25,6 +26,9 @@
   X(connection_refused) \
   X(address_in_use) \
   X(listen_shared) \
+  X(listen_reuse_port) \
+  X(listen_shared_two_ports) \
+  X(ipv6_scope_id) \
   X(connect_timeout) \
   X(close_while_read_pending) \
   X(close_while_next_read_pending) \
@@ -43,7 +47,25 @@
   X(threads_as_isolates) \
   X(shutdown_with_pending) \
   X(keepalive_nodelay) \
-  X(bad_input)
+  X(bad_input) \
+  X(stream_in_order) \
+  X(stream_window_backpressure) \
+  X(stream_stop_then_read) \
+  X(stream_close) \
+  X(stream_shutdown) \
+  X(stream_while_connecting) \
+  X(stream_bad_input) \
+  X(uring_lost_completions) \
+  X(uring_ring_broken) \
+  X(uring_transient_busy) \
+  X(connect_unspecified_is_loopback) \
+  X(connect_v4_mapped) \
+  X(connect_source_port_only) \
+  X(relisten_while_connections_live) \
+  X(refused_loopback_connect_is_prompt) \
+  X(iocp_cancel_misses) \
+  X(iocp_accept_context_failure) \
+  X(iocp_error_mapping)
 
 #define TCP_SUITE_DECLARE(name) void test_##name(void);
 TCP_SUITE_TESTS(TCP_SUITE_DECLARE)

@@ -20,6 +20,14 @@ int64_t h_listen(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t ba
   return l;
 }
 
+int64_t h_listen_mode(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port, int32_t mode) {
+  int64_t l = tcp_listen(port, addr, addr_len, tcp_port, 0, 1, mode);
+  if (l <= 0) FAILF("tcp_listen (mode %d) returned %lld (%s), os error %d", (int)mode, (long long)l,
+                    h_code_name(l), (int)tcp_last_os_error());
+  h_remember_port(l, port);
+  return l;
+}
+
 int64_t h_connect(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port,
                   int64_t timeout_ms, int64_t *handle) {
   int64_t id = h_new_id();
@@ -52,6 +60,13 @@ int64_t h_read(int64_t conn, int64_t max) {
   int64_t id = h_new_id();
   CHECK_EQ(tcp_read(conn, id, max), TCP_OK);
   h_issue(id, h_port_of(conn), K_READ, conn, 0);
+  return id;
+}
+
+int64_t h_stream(int64_t conn, int64_t window) {
+  int64_t id = h_new_id();
+  CHECK_EQ(tcp_read_stream(conn, id, window), TCP_OK);
+  h_issue(id, h_port_of(conn), K_STREAM, conn, 0);
   return id;
 }
 

@@ -16,6 +16,8 @@ extern const uint8_t H_LOOPBACK4[4];
 extern const uint8_t H_LOOPBACK6[16];
 
 int64_t h_listen(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t backlog);
+/* A listener on tcp_port (0: any) with a tcp_listen `shared` mode. */
+int64_t h_listen_mode(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port, int32_t mode);
 int64_t h_accept(int64_t listener);
 /* Awaits an accept; fails unless it produced a handle, which it returns. */
 int64_t h_accepted(int64_t accept_id);
@@ -23,6 +25,8 @@ int64_t h_accepted(int64_t accept_id);
 int64_t h_connect(int64_t port, const uint8_t *addr, int32_t addr_len, int32_t tcp_port,
                   int64_t timeout_ms, int64_t *handle);
 int64_t h_read(int64_t conn, int64_t max);
+/* tcp_read_stream with a window; registered as a stream (tracker.h). */
+int64_t h_stream(int64_t conn, int64_t window);
 int64_t h_write(int64_t conn, const void *bytes, int64_t len);
 int64_t h_shutw(int64_t conn);
 int64_t h_close(int64_t handle);

@@ -34,7 +34,10 @@ static size_t g_nsock_ports;
 
 void h_tracker_reset(void) {
   for (size_t b = 0; b < g_nblocks; b++) {
-    for (size_t i = 0; i < REQ_BLOCK; i++) fake_dart_release(&g_blocks[b][i].c);
+    for (size_t i = 0; i < REQ_BLOCK; i++) {
+      fake_dart_release(&g_blocks[b][i].c);
+      free(g_blocks[b][i].stream_bytes);
+    }
     free(g_blocks[b]);
   }
   free(g_blocks);
@@ -152,6 +155,7 @@ static const char *kind_name(op_kind_t k) {
     case K_WRITE: return "write";
     case K_SHUTW: return "shutdown_write";
     case K_CLOSE: return "close";
+    case K_STREAM: return "read stream";
   }
   return "?";
 }
@@ -189,10 +193,41 @@ static void check_payload(const h_req *r) {
     FAILF("accept %lld completed with handle 0", id);
 }
 
+/* A DATA completion of a stream: checked, its bytes appended, freed. */
+static void file_stream_data(h_req *r, fd_completion *c) {
+  long long id = (long long)c->request_id;
+  if (c->port != r->port) FAILF("stream %lld: data on port %lld, expected %lld", id, (long long)c->port, (long long)r->port);
+  bool bytes = c->payload_kind == FD_PAYLOAD_BYTES && c->data_type == DART_TYPED_DATA_UINT8 &&
+               c->len == (size_t)c->result;
+  bool shape = c->result <= TCP_READ_COPY_BYTES_MAX ? c->payload_type == DART_COBJECT_TYPED_DATA
+                                                     : c->payload_type != DART_COBJECT_TYPED_DATA;
+  if (!bytes || !shape) FAILF("stream %lld: DATA of %lld bytes with a payload of the wrong shape", id, (long long)c->result);
+  if (r->stream_len + c->len > r->stream_cap) {
+    size_t cap = r->stream_cap ? r->stream_cap : 4096;
+    while (cap < r->stream_len + c->len) cap *= 2;
+    uint8_t *grown = realloc(r->stream_bytes, cap);
+    if (grown == NULL) FAILF("out of memory");
+    r->stream_bytes = grown;
+    r->stream_cap = cap;
+  }
+  memcpy(r->stream_bytes + r->stream_len, c->data, c->len);
+  r->stream_len += c->len;
+  r->stream_chunks++;
+  fake_dart_release(c);
+}
+
 /* Checks one arrived completion and files it. The payload is owned by the
  * tracker from here on (freed at the end of the test or by h_release). */
 static void file_completion(fd_completion *c) {
   h_req *r = lookup(c->request_id);
+  if (r != NULL && r->issued && r->kind == K_STREAM && c->result > 0) {
+    if (r->done) {
+      fake_dart_release(c);
+      FAILF("stream %lld: DATA after its final completion", (long long)r->c.request_id);
+    }
+    file_stream_data(r, c);
+    return;
+  }
   if (r == NULL || !r->issued) {
     long long id = (long long)c->request_id, res = (long long)c->result;
     long long port = (long long)c->port;
@@ -262,6 +297,23 @@ h_req *h_next(int64_t port) {
 
 void h_release(h_req *r) { fake_dart_release(&r->c); }
 
+h_req *h_stream_wait(int64_t id, size_t bytes) {
+  h_req *r = h_get(id);
+  if (r->kind != K_STREAM) FAILF("request %lld is not a stream (test bug)", (long long)id);
+  while (!r->done && r->stream_len < bytes) {
+    if (!pump(r->port, h_timeout_ms))
+      FAILF("stream %lld: %zu of %zu bytes within %lld ms", (long long)id, r->stream_len, bytes,
+            (long long)h_timeout_ms);
+  }
+  return r;
+}
+
+void h_stream_poll(int64_t id) {
+  h_req *r = h_get(id);
+  while (pump(r->port, 0)) {
+  }
+}
+
 /* ---- after the test -------------------------------------------------------------------- */
 /* Every message a non-empty batch; per-port counts agree with what was filed;
  * triples of one message carry a valid position in it. */
@@ -270,8 +322,10 @@ static void check_batches(void) {
     fd_port_stats ps;
     if (g_port_closed[i] || !fake_dart_port_stats(g_ports[i], &ps)) continue;
     uint64_t filed = 0;
-    for (size_t k = 0; k < g_nreqs; k++)
+    for (size_t k = 0; k < g_nreqs; k++) {
       if ((*REQ(k)).done && (*REQ(k)).c.port == g_ports[i]) filed++;
+      if ((*REQ(k)).port == g_ports[i]) filed += (*REQ(k)).stream_chunks;
+    }
     if (ps.triples != filed)
       FAILF("port %lld: %llu completions posted, %llu filed", (long long)g_ports[i],
             (unsigned long long)ps.triples, (unsigned long long)filed);
@@ -311,7 +365,11 @@ void h_tracker_finish(void) {
             kind_name(r->kind), (long long)(ID_BASE + (int64_t)i), (long long)r->handle);
   }
   check_batches();
-  for (size_t k = 0; k < g_nreqs; k++) fake_dart_release(&(*REQ(k)).c);
+  for (size_t k = 0; k < g_nreqs; k++) {
+    fake_dart_release(&(*REQ(k)).c);
+    free((*REQ(k)).stream_bytes);
+    (*REQ(k)).stream_bytes = NULL;
+  }
   fake_dart_stats(&st);
   if (st.external_live != 0)
     FAILF("%llu read buffers still owned by the fake VM after the test",

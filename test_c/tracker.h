@@ -31,6 +31,7 @@ typedef enum op_kind_t {
   K_WRITE,
   K_SHUTW,
   K_CLOSE,
+  K_STREAM, /* tcp_read_stream: DATA completions, then one final */
 } op_kind_t;
 
 typedef struct h_req {
@@ -40,7 +41,12 @@ typedef struct h_req {
   int64_t handle;   /* the socket the op was issued on */
   int64_t user;     /* free for the test */
   int64_t len;      /* write: bytes_len */
-  fd_completion c;  /* when done */
+  fd_completion c;  /* when done (a stream: its final completion) */
+  /* A stream: the bytes of its DATA completions, in arrival order. */
+  uint8_t *stream_bytes;
+  size_t stream_len, stream_cap;
+  uint64_t stream_chunks;
+  int64_t stream_acked; /* for the test: bytes it acknowledged */
 } h_req;
 
 /* ---- engine lifetime inside a test ------------------------------------------ */
@@ -80,6 +86,11 @@ h_req *h_await(int64_t id);
 /* The next not yet consumed completion on port, in arrival order; marks it
  * consumed. Fails the test after h_timeout_ms without one. */
 h_req *h_next(int64_t port);
+/* A stream: waits until at least bytes of DATA arrived (or its final did);
+ * returns the record. */
+h_req *h_stream_wait(int64_t id, size_t bytes);
+/* A stream: takes whatever already arrived, without waiting. */
+void h_stream_poll(int64_t id);
 /* Frees the payload of a consumed completion early (big transfers).
  * h_req pointers stay valid for the whole test. */
 void h_release(h_req *r);

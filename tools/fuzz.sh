@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Operation-sequence fuzzer of the engine (fuzz/fuzz_ops.c, libFuzzer + ASan +
-# UBSan + LeakSanitizer), one run per backend.
+# Operation-sequence fuzzer of the engine (fuzz/: fuzz_ops.c and the parts
+# fuzz/fuzz.h lists; libFuzzer + ASan + UBSan + LeakSanitizer), one run per
+# backend.
 #
 #   tools/fuzz.sh [SECONDS] [BACKEND...]      short run: 60 s per backend (CI)
 #   tools/fuzz.sh --long [SECONDS] [BACKEND...]  long run: 3600 s per backend
@@ -11,7 +12,8 @@
 # fuzz/corpus plus what earlier runs found (build/fuzz/corpus-BACKEND, not
 # committed). A finding is written to build/fuzz/artifacts-BACKEND/; replay it
 # with  ZIG_TCP_BACKEND=B FUZZ_TRACE=1 build/fuzz/fuzz_ops FILE  (inside
-# `unshare -n`, see below) to see every request and completion.
+# `unshare -n`, see below) to see the program and every request, refusal and
+# completion.
 #
 # The fuzzer runs inside a private network namespace (unshare -n, its own
 # loopback), so its connections and TIME_WAIT sockets never touch the host's

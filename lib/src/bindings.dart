@@ -32,6 +32,8 @@ const int TCP_ERR_NO_MEMORY = -6;
 const int TCP_ERR_UNSUPPORTED = -7;
 const int TCP_ERR_DART_API = -8;
 const int TCP_ERR_BACKEND_FAILED = -9;
+const int TCP_ERR_BUSY = -10;
+const int TCP_ERR_STOPPED = -11;
 const int TCP_ERR_ADDRESS_IN_USE = -20;
 const int TCP_ERR_ADDRESS_NOT_AVAILABLE = -21;
 const int TCP_ERR_CONNECTION_REFUSED = -22;
@@ -46,6 +48,13 @@ const int TCP_ERR_TOO_MANY_FILES = -30;
 const int TCP_ERR_NOT_CONNECTED = -31;
 const int TCP_ERR_ADDRESS_FAMILY = -32;
 const int TCP_ERR_OS = -99;
+
+/// tcp_listen's `shared`: dart:io's shared listeners (one OS socket for the
+/// listeners of this process on one address and port).
+const int TCP_LISTEN_SHARED = 1;
+
+/// tcp_listen's `shared`: SO_REUSEPORT (not on Windows).
+const int TCP_LISTEN_REUSE_PORT = 2;
 
 /// Largest bytes_max for one tcp_read.
 const int TCP_READ_BYTES_MAX = 64 * 1024 * 1024;
@@ -112,6 +121,21 @@ external int tcp_connect(
     symbol: 'tcp_read', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_read(int connection, int request_id, int bytes_max);
 
+/// Starts a read stream (tcp.h "streaming reads"): DATA completions
+/// (result > 0) for request_id, never more than the window ahead of
+/// [tcp_read_stream_ack], then one final completion (result <= 0).
+@Native<Int32 Function(Int64, Int64, Int64)>(
+    symbol: 'tcp_read_stream', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream(int connection, int request_id, int window_bytes);
+
+@Native<Int32 Function(Int64, Int64)>(
+    symbol: 'tcp_read_stream_ack', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream_ack(int connection, int bytes);
+
+@Native<Int32 Function(Int64)>(
+    symbol: 'tcp_read_stream_stop', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_read_stream_stop(int connection);
+
 @Native<Int32 Function(Int64, Int64, Pointer<Uint8>, Int64)>(
     symbol: 'tcp_write', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_write(
@@ -148,6 +172,17 @@ external int tcp_local_port(int handle);
 @Native<Int32 Function(Int64)>(
     symbol: 'tcp_remote_port', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_remote_port(int connection);
+
+/// The IPv6 scope id (interface index; 0 for none and for IPv4) of the local
+/// / remote address. Addresses passed to tcp_listen / tcp_connect carry one as
+/// 4 more bytes (20 in all, host byte order).
+@Native<Int64 Function(Int64)>(
+    symbol: 'tcp_local_scope_id', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_local_scope_id(int handle);
+
+@Native<Int64 Function(Int64)>(
+    symbol: 'tcp_remote_scope_id', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_remote_scope_id(int connection);
 
 @Native<Int32 Function(Int64)>(
     symbol: 'tcp_get_keep_alive', assetId: zigTcpAssetId, isLeaf: true)

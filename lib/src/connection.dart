@@ -4,8 +4,10 @@ part of 'engine.dart';
 /// engine handle.
 ///
 /// Reads are served one at a time in call order, and so are writes; reads and
-/// writes run concurrently. A Connection that is garbage collected without
-/// [close] is closed by a native finalizer.
+/// writes run concurrently. While a read stream runs on the connection (a
+/// ZigSocket whose stream is listened to), [read] fails with a
+/// [StateError]. A Connection that is garbage collected without [close] is
+/// closed by a native finalizer.
 final class Connection implements Finalizable {
   Connection._(this._handle, this._io) {
     _closeFinalizer.attach(this, Pointer<Void>.fromAddress(_handle),
@@ -20,6 +22,20 @@ final class Connection implements Finalizable {
   final _IOService _io;
   Future<void>? _closed;
 
+  /// Bytes a stopped [ReadStream] received that nobody consumed, in stream
+  /// order; [read] returns them before asking the engine for more.
+  final Queue<Uint8List> _unread = Queue<Uint8List>();
+
+  /// How a stopped read stream ended when it ended on its own (end of stream
+  /// or an error raced the stop): [read] reports it after [_unread].
+  _Completion? _unreadEnd;
+
+  /// Non-null from a read stream's stop until the reads after it consumed
+  /// what it left: every [read] then waits for this future (the previous
+  /// read's turn, or the stream's final completion) before it runs, so the
+  /// reads keep their call order.
+  Future<void>? _readGate;
+
   /// Connects to [host] on [port], as dart:io's `Socket.connect` does.
   ///
   /// [host] is an [InternetAddress] or a [String]: a numeric address, or a
@@ -31,7 +47,14 @@ final class Connection implements Finalizable {
   /// never looked up) and [sourcePort] pick the local end. [timeout] bounds
   /// everything, the lookup included.
   ///
-  /// Bad arguments throw an [ArgumentError] at once, as in dart:io.
+  /// A link-local IPv6 destination (or source) needs its scope, as in
+  /// dart:io: `InternetAddress('fe80::1%eth0')`, `'fe80::1%2'`, or a String
+  /// with the URI escape `'fe80::1%25eth0'`. The interface index reaches the
+  /// engine with the address (a name is resolved with if_nametoindex).
+  ///
+  /// Bad arguments throw an [ArgumentError] at once, as in dart:io, and so
+  /// does a String [host] with a '%' that is not a link-local address (a
+  /// [FormatException], dart:io's `escapeLinkLocalAddress`).
   static Future<Connection> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       startConnect(host, port,
@@ -44,32 +67,86 @@ final class Connection implements Finalizable {
   /// the host name is being looked up.
   static ConnectionAttempt startConnect(Object host, int port,
       {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) {
+    // dart:io unescapes a String host before it checks the ports.
+    final Object target = host is String ? unescapeScopedHost(host) : host;
     _checkPort(port, 'port');
     _checkPort(sourcePort, 'sourcePort');
-    if (host is InternetAddress) {
-      _rawAddress(host, 'host');
-    } else if (host is! String) {
+    if (target is InternetAddress) {
+      engineAddress(target, 'host');
+    } else if (target is! String) {
       throw ArgumentError.value(
           host, 'host', 'must be an InternetAddress or a String');
     }
-    final ConnectionAttempt attempt = ConnectionAttempt._(
-        host, port, _sourceAddressOf(sourceAddress), sourcePort);
+    final InternetAddress? source = _sourceAddressOf(sourceAddress);
+    final ConnectionAttempt attempt = ConnectionAttempt._(target, port, source,
+        source == null ? null : engineAddress(source, 'sourceAddress'),
+        sourcePort);
     attempt._start(timeout);
     return attempt;
   }
 
-  /// Reads up to [maxBytes] bytes (1..TCP_READ_BYTES_MAX). Completes with the
-  /// bytes, or null at end of stream (the peer shut down its write side).
+  /// Reads up to [maxBytes] bytes (1..TCP_READ_BYTES_MAX), one engine read
+  /// (tcp_read). Completes with the bytes, or null at end of stream (the peer
+  /// shut down its write side).
+  ///
+  /// While a read stream runs on this connection (the stream of a
+  /// ZigSocket on it is listened to) the engine refuses the read
+  /// (TCP_ERR_BUSY) and the future fails with a [StateError]: cancel that
+  /// subscription first. After the cancel, reads carry on exactly where the
+  /// stream stopped: the bytes the stream received but did not deliver come
+  /// first, nothing is lost or reordered.
   Future<Uint8List?> read([int maxBytes = defaultReadSize]) async {
     RangeError.checkValueInInterval(
         maxBytes, 1, TCP_READ_BYTES_MAX, 'maxBytes');
+    final Future<void>? gate = _readGate;
+    if (gate == null && !_hasUnread) return _readFromEngine(maxBytes);
+    // A read stream was stopped: what it left comes first, and the reads
+    // take turns until it is consumed.
+    final Completer<void> turn = Completer<void>();
+    _readGate = turn.future;
+    try {
+      if (gate != null) await gate;
+      if (_hasUnread) return _takeUnread(maxBytes);
+      return await _readFromEngine(maxBytes);
+    } finally {
+      turn.complete();
+      // The last read in line, with nothing left over: reads go straight to
+      // the engine again.
+      if (identical(_readGate, turn.future) && !_hasUnread) _readGate = null;
+    }
+  }
+
+  Future<Uint8List?> _readFromEngine(int maxBytes) async {
     final int requestId = _io.newRequestId();
     final int rc = tcp_read(_handle, requestId, maxBytes);
+    if (rc == TCP_ERR_BUSY) {
+      throw StateError('Connection.read() while a read stream runs on the '
+          'connection (the stream of a ZigSocket on it is listened to): '
+          'cancel that subscription first');
+    }
     if (rc < 0) throw _syncError(rc, 'Read failed');
     final _Completion done = await _io.expect(requestId, _kindPlain);
     if (done.result > 0) return done.payload as Uint8List;
     if (done.result == 0) return null;
     throw _socketError(done.result, done.osError, 'Read failed');
+  }
+
+  bool get _hasUnread => _unread.isNotEmpty || _unreadEnd != null;
+
+  /// The next bytes (at most [maxBytes]) a stopped read stream left, or,
+  /// once they are consumed, the end it reached: null at end of stream, an
+  /// exception for an error.
+  Uint8List? _takeUnread(int maxBytes) {
+    if (_unread.isNotEmpty) {
+      final Uint8List first = _unread.removeFirst();
+      if (first.length <= maxBytes) return first;
+      _unread.addFirst(Uint8List.sublistView(first, maxBytes));
+      return Uint8List.sublistView(first, 0, maxBytes);
+    }
+    final _Completion end = _unreadEnd!;
+    _unreadEnd = null;
+    if (end.result == 0) return null;
+    throw _socketError(end.result, end.osError, 'Read failed');
   }
 
   /// Writes [count] bytes of [bytes] from [offset] (default: all of them).
@@ -135,21 +212,21 @@ final class Connection implements Finalizable {
   /// Whether [close] was called.
   bool get isClosed => _closed != null;
 
-  Future<void> _close() => _closeHandle(this, _io, _handle);
+  Future<void> _close() {
+    // Nobody can read them any more.
+    _unread.clear();
+    _unreadEnd = null;
+    return _closeHandle(this, _io, _handle);
+  }
 
-  /// The local address.
+  /// The local address (the OS's, with its IPv6 scope: `fe80::1%eth0`).
   InternetAddress get address => _localAddressOf(_handle);
 
   /// The local port.
   int get port => _localPortOf(_handle);
 
-  /// The peer's address.
-  InternetAddress get remoteAddress {
-    final Uint8List buffer = Uint8List(16);
-    final int n = tcp_remote_address(_handle, buffer.address);
-    if (n < 0) throw _syncError(n, 'Getting the remote address failed');
-    return InternetAddress.fromRawAddress(buffer.sublist(0, n));
-  }
+  /// The peer's address (with its IPv6 scope: `fe80::1%eth0`).
+  InternetAddress get remoteAddress => _remoteAddressOf(_handle);
 
   /// The peer's port.
   int get remotePort {
@@ -196,7 +273,7 @@ void _checkPort(int port, String name) {
 /// The source address of a connect. As dart:io's `_NativeSocket.startConnect`
 /// (sdk/lib/_internal/vm/bin/socket_patch.dart), a String must be a numeric
 /// address (`InternetAddress(string)` throws an [ArgumentError] otherwise):
-/// it is never looked up.
+/// it is never looked up. Its scope, if any, is checked by the caller.
 InternetAddress? _sourceAddressOf(Object? sourceAddress) {
   if (sourceAddress == null) return null;
   final InternetAddress address;
@@ -208,7 +285,6 @@ InternetAddress? _sourceAddressOf(Object? sourceAddress) {
     throw ArgumentError.value(sourceAddress, 'sourceAddress',
         'must be an InternetAddress or a numeric String');
   }
-  _rawAddress(address, 'sourceAddress');
   return address;
 }
 
@@ -219,7 +295,8 @@ InternetAddress? _sourceAddressOf(Object? sourceAddress) {
 /// or its stagger delay passed, so attempts overlap; the first to connect
 /// wins and every other is closed.
 final class ConnectionAttempt {
-  ConnectionAttempt._(this._host, this._port, this._source, this._sourcePort);
+  ConnectionAttempt._(this._host, this._port, this._source,
+      this._sourceBytes, this._sourcePort);
 
   /// dart:io's delay between the starts of two attempts (`_retryDuration`,
   /// `_retryDurationLoopback`).
@@ -230,9 +307,14 @@ final class ConnectionAttempt {
   /// (`staggeredLookup`'s `concurrentLookupDelay`).
   static const Duration _ipv6LookupDelay = Duration(milliseconds: 10);
 
-  final Object _host; // as given: dart:io's error messages name it so
+  /// As given (a String after [unescapeScopedHost]): dart:io's error
+  /// messages name it so.
+  final Object _host;
   final int _port;
   final InternetAddress? _source;
+
+  /// [_source] in the engine's form (with its scope id, if any).
+  final Uint8List? _sourceBytes;
   final int _sourcePort;
   final Completer<Connection> _result = Completer<Connection>();
 
@@ -351,8 +433,20 @@ final class ConnectionAttempt {
   }
 
   /// Issues the connect to [address]; false if the engine refused it at once
-  /// (its error is recorded).
+  /// or its scope names no interface (the error is recorded).
   bool _tryConnect(InternetAddress address, int index) {
+    final Uint8List raw;
+    try {
+      raw = engineAddress(address, 'host');
+    } on ArgumentError catch (error, stack) {
+      // A looked-up address whose interface name the OS no longer knows.
+      _recordError(
+          index,
+          SocketException('Connection failed: ${error.message}',
+              address: address, port: _port),
+          stack);
+      return false;
+    }
     final _IOService io;
     try {
       io = _IOService.instance;
@@ -360,8 +454,7 @@ final class ConnectionAttempt {
       _recordError(index, error, stack);
       return false;
     }
-    final Uint8List raw = address.rawAddress;
-    final InternetAddress? source = _source;
+    final Uint8List? source = _sourceBytes;
     final int requestId = io.newRequestId();
     final int nativePort = io.nativePort;
     final int handle;
@@ -371,9 +464,8 @@ final class ConnectionAttempt {
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
           _port, nullptr, 0, _sourcePort, 0);
     } else {
-      final Uint8List sourceRaw = source.rawAddress;
       handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          _port, sourceRaw.address, sourceRaw.length, _sourcePort, 0);
+          _port, source.address, source.length, _sourcePort, 0);
     }
     if (handle < 0) {
       final SocketException error = _syncError(handle, 'Connection failed',

@@ -4,7 +4,8 @@
 // Every async operation follows tcp.h's rule: a negative return value means
 // the request was refused and no completion will come (we throw at once);
 // otherwise exactly one completion arrives for the request id, on the port
-// the handle was created with.
+// the handle was created with. A read stream (read_stream.dart) is the one
+// exception: DATA completions, then exactly one final completion.
 
 import 'dart:async';
 import 'dart:collection';
@@ -17,10 +18,12 @@ import 'dart:typed_data';
 import 'package:ffi/ffi.dart';
 
 import 'bindings.dart';
+import 'scope.dart';
 
 part 'io_service.dart';
 part 'connection.dart';
 part 'listener.dart';
+part 'read_stream.dart';
 
 /// The engine backend in use: "io_uring", "uv" or "iocp".
 ///
@@ -64,30 +67,23 @@ SocketException _syncError(int code, String what,
   return _socketError(code, osCode, what, address: address, port: port);
 }
 
-/// Resolves [host] (an [InternetAddress] or a [String]: a numeric address or
-/// a host name looked up with [InternetAddress.lookup]).
+/// Resolves [host] (an [InternetAddress] or a [String]: a numeric address,
+/// scoped or not, or a host name looked up with [InternetAddress.lookup]).
+/// A String goes through [unescapeScopedHost] first, as dart:io's bind does.
 Future<List<InternetAddress>> _resolve(Object? host, String name) async {
   if (host is InternetAddress) return <InternetAddress>[host];
   if (host is String) {
-    final InternetAddress? literal = InternetAddress.tryParse(host);
+    final String unescaped = unescapeScopedHost(host);
+    final InternetAddress? literal = InternetAddress.tryParse(unescaped);
     if (literal != null) return <InternetAddress>[literal];
-    final List<InternetAddress> found = await InternetAddress.lookup(host);
+    final List<InternetAddress> found = await InternetAddress.lookup(unescaped);
     if (found.isEmpty) {
-      throw SocketException('Failed host lookup: \'$host\'');
+      throw SocketException('Failed host lookup: \'$unescaped\'');
     }
     return found;
   }
   throw ArgumentError.value(
       host, name, 'must be an InternetAddress or a String');
-}
-
-/// The raw bytes of an IPv4/IPv6 [address] (4 or 16 bytes).
-Uint8List _rawAddress(InternetAddress address, String name) {
-  if (address.type != InternetAddressType.IPv4 &&
-      address.type != InternetAddressType.IPv6) {
-    throw ArgumentError.value(address, name, 'must be an IPv4 or IPv6 address');
-  }
-  return address.rawAddress;
 }
 
 /// Closes handles whose Dart object was garbage collected without close().
@@ -116,12 +112,29 @@ Future<void> _closeHandle(Object owner, _IOService io, int handle) async {
   await io.expect(requestId, _kindClose);
 }
 
-/// The local address of [handle] (tcp_local_address).
+/// The local address of [handle] (tcp_local_address), with its IPv6 scope
+/// (tcp_local_scope_id) when it has one: `fe80::1%eth0`, as dart:io prints
+/// a scoped address (see scope.dart).
 InternetAddress _localAddressOf(int handle) {
+  const String what = 'Getting the local address failed';
   final Uint8List buffer = Uint8List(16);
   final int n = tcp_local_address(handle, buffer.address);
-  if (n < 0) throw _syncError(n, 'Getting the local address failed');
-  return InternetAddress.fromRawAddress(buffer.sublist(0, n));
+  if (n < 0) throw _syncError(n, what);
+  final int scopeId = n == 16 ? tcp_local_scope_id(handle) : 0;
+  if (scopeId < 0) throw _syncError(scopeId, what);
+  return addressFromEngine(buffer.sublist(0, n), scopeId);
+}
+
+/// The peer's address of [connection] (tcp_remote_address), with its IPv6
+/// scope (tcp_remote_scope_id) when it has one.
+InternetAddress _remoteAddressOf(int connection) {
+  const String what = 'Getting the remote address failed';
+  final Uint8List buffer = Uint8List(16);
+  final int n = tcp_remote_address(connection, buffer.address);
+  if (n < 0) throw _syncError(n, what);
+  final int scopeId = n == 16 ? tcp_remote_scope_id(connection) : 0;
+  if (scopeId < 0) throw _syncError(scopeId, what);
+  return addressFromEngine(buffer.sublist(0, n), scopeId);
 }
 
 /// The local port of [handle] (tcp_local_port).

@@ -9,6 +9,9 @@ const int _kindAccept = 1;
 /// A close: the handle is gone once the completion arrives.
 const int _kindClose = 2;
 
+/// A read stream (tcp_read_stream): its request id completes many times.
+const int _kindStream = 3;
+
 /// One completion triple from the engine.
 final class _Completion {
   _Completion(this.result, this.payload);
@@ -26,23 +29,42 @@ final class _Completion {
   }
 }
 
+/// A request the engine accepted: one completion for a future, or, for a
+/// read stream, many completions for a callback.
 final class _Request {
-  _Request(this.kind);
+  _Request(this.kind)
+      : completer = Completer<_Completion>(),
+        onStream = null;
+
+  _Request.stream(void Function(_Completion completion) this.onStream)
+      : kind = _kindStream,
+        completer = null;
 
   final int kind;
-  final Completer<_Completion> completer = Completer<_Completion>();
+
+  /// Completes with the one completion (every kind but [_kindStream]).
+  final Completer<_Completion>? completer;
+
+  /// Gets every completion of a read stream: DATA ones (result > 0) and the
+  /// final one (result <= 0), in the engine's order.
+  final void Function(_Completion completion)? onStream;
 }
 
 /// The per-isolate link to the engine (static fields are per isolate).
 ///
 /// A RawReceivePort receives the engine's completion messages: flat lists
 /// [requestId, result, payload, requestId, result, payload, ...]. Each
-/// completes the Completer registered for its request id.
+/// completes the Completer registered for its request id, except for a read
+/// stream (tcp.h "streaming reads"): its id completes many times, so its DATA
+/// completions go to its callback and the id stays registered until its
+/// final completion.
 ///
 /// Handles remember the port they were created with (accepted connections the
 /// listener's), so the port stays open while any handle of this isolate is
 /// open, or while any request is pending. It keeps the isolate alive only
-/// while requests are pending, like dart:io does with pending socket work. When
+/// while requests are pending, like dart:io does with pending socket work (a
+/// running read stream is pending until its final completion, so a ZigSocket
+/// whose stream is listened to keeps the isolate alive, paused or not). When
 /// neither is left the port is closed; the next connect/bind opens a new one.
 final class _IOService {
   _IOService._();
@@ -85,10 +107,22 @@ final class _IOService {
   /// Registers a request the engine accepted (the call returned >= 0); the
   /// future completes with its completion.
   Future<_Completion> expect(int requestId, int kind) {
+    assert(kind != _kindStream && !_pending.containsKey(requestId));
     final _Request request = _Request(kind);
     _pending[requestId] = request;
     _update();
-    return request.completer.future;
+    return request.completer!.future;
+  }
+
+  /// Registers a read stream the engine accepted (tcp_read_stream returned
+  /// 0): [onCompletion] gets each of its completions, synchronously, while
+  /// the message is handled; the request stays registered (and keeps the
+  /// port open) until the final one (result <= 0).
+  void expectStream(
+      int requestId, void Function(_Completion completion) onCompletion) {
+    assert(!_pending.containsKey(requestId));
+    _pending[requestId] = _Request.stream(onCompletion);
+    _update();
   }
 
   /// A handle was created on this isolate's port (tcp_connect, tcp_listen).
@@ -111,10 +145,19 @@ final class _IOService {
   void _onMessage(Object? message) {
     final List<Object?> list = message as List<Object?>;
     for (int i = 0; i + 2 < list.length; i += 3) {
-      final _Request? request = _pending.remove(list[i] as int);
+      final int requestId = list[i] as int;
+      final _Request? request = _pending[requestId];
       if (request == null) continue;
       final _Completion completion =
           _Completion(list[i + 1] as int, list[i + 2]);
+      final void Function(_Completion)? onStream = request.onStream;
+      if (onStream != null) {
+        // A stream's DATA completions keep its id; the final one ends it.
+        if (completion.result <= 0) _pending.remove(requestId);
+        _deliverStream(onStream, completion);
+        continue;
+      }
+      _pending.remove(requestId);
       // Count handles here, not in the awaiting code, so the port can never
       // close between a completion and its continuation.
       if (request.kind == _kindAccept && completion.result > 0) {
@@ -122,9 +165,21 @@ final class _IOService {
       } else if (request.kind == _kindClose) {
         _openHandles--;
       }
-      request.completer.complete(completion);
+      request.completer!.complete(completion);
     }
     _update();
+  }
+
+  /// Runs a stream's callback. It may run a listener's code synchronously
+  /// (ZigSocket's controller is synchronous); an exception escaping it must
+  /// not lose the rest of the message, so it goes to the zone as uncaught.
+  void _deliverStream(
+      void Function(_Completion) onStream, _Completion completion) {
+    try {
+      onStream(completion);
+    } catch (error, stack) {
+      Zone.current.handleUncaughtError(error, stack);
+    }
   }
 
   void _update() {

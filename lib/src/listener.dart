@@ -14,12 +14,29 @@ final class Listener implements Finalizable {
   final _IOService _io;
   Future<void>? _closed;
 
-  /// Binds and listens on [address] ([InternetAddress], or a [String]: the
-  /// first result of [InternetAddress.lookup]) and [port] (0: ephemeral).
+  /// Binds and listens on [address] ([InternetAddress], or a [String]: a
+  /// numeric address, else the first result of [InternetAddress.lookup])
+  /// and [port] (0: ephemeral).
+  ///
+  /// A link-local IPv6 address needs its scope, as in dart:io:
+  /// `InternetAddress('fe80::1%eth0')`, `'fe80::1%2'`, or a String with the
+  /// URI escape `'fe80::1%25eth0'`; the interface index reaches the engine
+  /// with the address (a name is resolved with if_nametoindex). A String
+  /// with a '%' that is not a link-local address fails with a
+  /// [FormatException], as in dart:io.
   ///
   /// [backlog] 0 means the OS default. [v6Only] applies to IPv6 addresses.
-  /// [shared] lets several listeners, also in other isolates, bind the same
-  /// address and port.
+  ///
+  /// [shared] means what it means in dart:io: listeners of this process, in
+  /// this isolate or others, that bind the same address, port and [v6Only]
+  /// with `shared: true` share ONE OS listening socket, and each connection
+  /// goes to one of them that has an accept waiting (its completions then go
+  /// to that listener's isolate). Closing one leaves the others working; the
+  /// OS socket closes with the last. Another process cannot bind the port
+  /// (no SO_REUSEPORT), and neither can a bind without `shared` in this
+  /// process: it fails with an address-in-use [SocketException]. With port 0
+  /// a bind always makes a new socket; the others join it with the port it
+  /// got. Every backend, Windows included.
   static Future<Listener> bind(Object address, int port,
       {int backlog = 0, bool v6Only = false, bool shared = false}) async {
     if (port < 0 || port > 65535) {
@@ -27,11 +44,11 @@ final class Listener implements Finalizable {
     }
     final InternetAddress bindAddress =
         (await _resolve(address, 'address')).first;
-    final Uint8List raw = _rawAddress(bindAddress, 'address');
+    final Uint8List raw = engineAddress(bindAddress, 'address');
     final _IOService io = _IOService.instance;
     final int nativePort = io.nativePort;
     final int handle = tcp_listen(nativePort, raw.address, raw.length, port,
-        backlog, v6Only ? 1 : 0, shared ? 1 : 0);
+        backlog, v6Only ? 1 : 0, shared ? TCP_LISTEN_SHARED : 0);
     if (handle < 0) {
       final SocketException error = _syncError(
           handle, 'Failed to create server socket',
@@ -62,7 +79,7 @@ final class Listener implements Finalizable {
 
   Future<void> _close() => _closeHandle(this, _io, _handle);
 
-  /// The bound address.
+  /// The bound address (the OS's, with its IPv6 scope: `fe80::1%eth0`).
   InternetAddress get address => _localAddressOf(_handle);
 
   /// The bound port (the ephemeral one chosen by the OS for port 0).

@@ -3,6 +3,7 @@
 // the engine. See overrides.dart for switching dart:io over in a zone.
 
 import 'dart:async';
+import 'dart:collection';
 import 'dart:convert';
 import 'dart:io';
 import 'dart:typed_data';
@@ -12,8 +13,17 @@ import 'engine.dart';
 
 /// A [Socket] on the zig_tcp engine.
 ///
-/// The stream side reads only while it has an unpaused listener: pausing the
-/// subscription stops issuing reads (TCP flow control then slows the peer).
+/// The stream side runs on one engine read stream (tcp.h "streaming reads"),
+/// started when the stream is listened to, as dart:io's `_Socket` enables
+/// read events only then: the engine receives as soon as bytes arrive,
+/// without a Dart call per chunk, and never more than [readWindowBytes]
+/// ahead of what this socket acknowledged. A chunk is acknowledged when it is
+/// delivered to a listener that is not paused. While the listener is paused
+/// nothing is acknowledged: the chunks that still arrive wait here (at most
+/// [readWindowBytes], see [readBufferedBytes]), the engine stops receiving,
+/// the kernel's buffers fill and TCP's flow control stops the peer. Resuming
+/// delivers the waiting chunks, in order, and acknowledges them.
+///
 /// The sink side passes each [add] to the engine at once (the engine copies
 /// the bytes); [addStream] waits whenever more than 1 MiB is in flight.
 ///
@@ -22,10 +32,12 @@ import 'engine.dart';
 /// and the sink was closed. [destroy] closes both at once.
 final class ZigSocket extends Stream<Uint8List> implements Socket {
   ZigSocket._(this._connection) {
+    // Synchronous: a chunk given to an unpaused listener is delivered inside
+    // add(), so it can be acknowledged right after.
     _controller = StreamController<Uint8List>(
         sync: true,
         onListen: _startReading,
-        onResume: _startReading,
+        onResume: _onResume,
         onCancel: _onCancel);
     _done.future.ignore();
   }
@@ -35,8 +47,8 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
       ZigSocket._(connection);
 
   /// Connects like [Socket.connect], on the engine (see
-  /// [Connection.connect]: lookup, staggered attempts, timeout). Bad
-  /// arguments throw at once, as in dart:io.
+  /// [Connection.connect]: lookup, staggered attempts, timeout, scoped
+  /// link-local addresses). Bad arguments throw at once, as in dart:io.
   static Future<ZigSocket> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       Connection.connect(host, port,
@@ -57,7 +69,23 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
         ConnectionTask.fromSocket<Socket>(socket, attempt.cancel));
   }
 
-  static const int _readSize = 64 * 1024;
+  /// The window of the socket's engine read stream: the most bytes the
+  /// engine posts beyond those this socket acknowledged, so the most that
+  /// waits in Dart for a paused listener.
+  ///
+  /// 256 KiB is four of the engine's receives (it asks the kernel for at most
+  /// 64 KiB at a time, STREAM_RECEIVE_BYTES_MAX in src/stream.c): the I/O
+  /// thread can go on receiving while the isolate handles and acknowledges
+  /// earlier chunks, so an unpaused listener does not wait for an
+  /// acknowledgement's round trip; and a paused socket holds at most 256 KiB
+  /// in Dart. dart:io holds at most one read's worth for a
+  /// paused listener: on Linux a read takes all the kernel has queued
+  /// (`_NativeSocket.read` reads `available`, i.e. FIONREAD, bounded by the
+  /// receive buffer, up to `tcp_rmem`'s 6 MiB by default), on Windows one
+  /// 64 KiB buffer (`kBufferSize` in the VM's eventhandler_win.cc). An idle
+  /// socket holds nothing in either.
+  static const int readWindowBytes = 256 * 1024;
+
   static const int _highWater = 1024 * 1024;
 
   final Connection _connection;
@@ -67,8 +95,27 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// The underlying engine connection.
   Connection get connection => _connection;
 
-  bool _reading = false;
+  /// The engine read stream, from the first listen until it ends.
+  ReadStream? _readStream;
+
+  /// Chunks received while the listener was paused, in order, not yet
+  /// delivered (nor acknowledged).
+  final Queue<Uint8List> _waiting = Queue<Uint8List>();
+  int _waitingBytes = 0;
+
+  /// Inside [_deliverWaiting] (a listener may call back into the socket).
+  bool _delivering = false;
+
+  /// The stream side wants no more bytes: end of stream, cancel, destroy or
+  /// an error.
   bool _readClosed = false;
+
+  /// The stream's last events are due (a done, after an error if
+  /// [_endError] is set) once the waiting chunks are delivered.
+  bool _endDue = false;
+  Object? _endError;
+  StackTrace? _endErrorStack;
+
   bool _writeClosed = false;
   bool _closeCalled = false;
   bool _bound = false;
@@ -101,44 +148,101 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
         onError: onError, onDone: onDone, cancelOnError: cancelOnError);
   }
 
+  /// Bytes received from the engine that wait for the listener (it is
+  /// paused): never more than [readWindowBytes].
+  int get readBufferedBytes => _waitingBytes;
+
+  /// Starts the engine read stream (once, on listen). A refusal (the
+  /// connection is gone, e.g. after zigTcpShutdown) fails the socket, as a
+  /// failed read does.
   void _startReading() {
-    if (_reading || _readClosed) return;
-    _reading = true;
-    unawaited(_readLoop());
-  }
-
-  Future<void> _readLoop() async {
-    while (!_readClosed && _controller.hasListener && !_controller.isPaused) {
-      final Uint8List? data;
-      try {
-        data = await _connection.read(_readSize);
-      } catch (error, stack) {
-        _reading = false;
-        // A read error closes the socket and reaches the stream and done,
-        // as in dart:io (`_Socket._onError`); one after the stream side
-        // ended is the engine cancelling the read of a closed handle.
-        if (!_readClosed) _fail(error, stack);
-        return;
-      }
-      if (_readClosed) break;
-      if (data == null) {
-        _reading = false;
-        _finishReading();
-        return;
-      }
-      _controller.add(data);
+    if (_readClosed) return;
+    assert(_readStream == null);
+    try {
+      _readStream = ReadStream.start(_connection, readWindowBytes,
+          onData: _onReadData, onEnd: _onReadEnd);
+    } catch (error, stack) {
+      _fail(error, stack);
     }
-    _reading = false;
   }
 
-  void _finishReading() {
+  /// A chunk from the engine: delivered and acknowledged at once if the
+  /// listener is not paused (and nothing waits before it), else it waits.
+  void _onReadData(Uint8List data) {
+    // After destroy or an error the socket's close ends the stream; its last
+    // chunks have no reader.
+    if (_readClosed) return;
+    if (_waiting.isEmpty && !_controller.isPaused) {
+      _controller.add(data); // delivered: the controller is synchronous
+      _readStream?.ack(data.length);
+      return;
+    }
+    _waiting.add(data);
+    _waitingBytes += data.length;
+    assert(_waitingBytes <= readWindowBytes);
+  }
+
+  /// The engine stream's end: end of stream (null) or an error. One after
+  /// the stream side closed (destroy, an error) is the socket's own close.
+  void _onReadEnd(SocketException? error) {
+    if (_readClosed) return;
+    if (error != null) {
+      // A read error closes the socket and reaches the stream and done, as
+      // in dart:io (`_Socket._onError`).
+      _fail(error, StackTrace.current);
+      return;
+    }
     _readClosed = true;
-    if (!_controller.isClosed) unawaited(_controller.close());
+    _endStream();
     _closeIfBothDone();
   }
 
+  /// The listener resumed (dart:io: read events on again). The chunks that
+  /// waited are delivered from a microtask: inside this callback the
+  /// controller would queue them instead of delivering them.
+  void _onResume() {
+    if (_waiting.isNotEmpty || _endDue) scheduleMicrotask(_deliverWaiting);
+  }
+
+  /// Delivers the waiting chunks, acknowledging each, until the listener
+  /// pauses again; then the stream's end if it is due.
+  void _deliverWaiting() {
+    if (_delivering) return;
+    _delivering = true;
+    while (_waiting.isNotEmpty &&
+        _controller.hasListener &&
+        !_controller.isPaused) {
+      final Uint8List data = _waiting.removeFirst();
+      _waitingBytes -= data.length;
+      _controller.add(data);
+      _readStream?.ack(data.length);
+    }
+    _delivering = false;
+    if (_waiting.isEmpty && _endDue && !_controller.isClosed) {
+      final Object? error = _endError;
+      if (error != null) _controller.addError(error, _endErrorStack);
+      unawaited(_controller.close());
+    }
+  }
+
+  /// Ends the stream after the waiting chunks: with [error], then done (the
+  /// first call decides).
+  void _endStream([Object? error, StackTrace? stack]) {
+    if (_endDue) return;
+    _endDue = true;
+    _endError = error;
+    _endErrorStack = stack;
+    _deliverWaiting();
+  }
+
+  /// The subscription was cancelled (dart:io shuts the receive side down):
+  /// the engine stream stops, and what it received but did not deliver goes
+  /// back to the connection, where a later [Connection.read] finds it.
   void _onCancel() {
     _readClosed = true;
+    _readStream?.stop(_waiting);
+    _waiting.clear();
+    _waitingBytes = 0;
     _closeIfBothDone();
   }
 
@@ -190,7 +294,9 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     _errorStack = stack;
     if (!_done.isCompleted) _done.completeError(error, stack);
     _endAddStream(error, stack);
-    if (!_readClosed) _controller.addError(error, stack);
+    // After the chunks that wait for a paused listener, as dart:io's
+    // controller queues its error behind its data.
+    if (!_readClosed) _endStream(error, stack);
     _closeBoth();
   }
 
@@ -198,13 +304,17 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   /// A running [addStream] ends at once, its source cancelled: dart:io's
   /// destroy stops the consumer (`_SocketStreamConsumer.stop` cancels its
   /// subscription) rather than waiting for the source's next event.
+  /// The engine read stream ends with the close (its TCP_ERR_CLOSED is
+  /// swallowed: [_readClosed] is set first); chunks that wait for a paused
+  /// listener are still delivered, then done, as dart:io's destroy closes
+  /// its controller behind the data it holds.
   void _closeBoth() {
     _destroyed = true;
     _readClosed = true;
     _writeClosed = true;
     _endAddStream();
     unawaited(_connection.close());
-    if (!_controller.isClosed) unawaited(_controller.close());
+    _endStream();
   }
 
   /// Throws the error that closed the socket, if there is one.
@@ -437,7 +547,15 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
         onCancel: close);
   }
 
-  /// Binds like [ServerSocket.bind], on the engine.
+  /// Binds like [ServerSocket.bind], on the engine (see [Listener.bind]).
+  ///
+  /// `shared: true` means what it means in dart:io: server sockets of this
+  /// process, in any isolate, on the same address, port and [v6Only] share
+  /// one OS listening socket and its connections are spread among those
+  /// accepting (a ZigServerSocket accepts while its stream has an unpaused
+  /// listener); closing one leaves the others working, and no other process
+  /// can bind the port. A scoped link-local address (`fe80::1%eth0`) is
+  /// bound on its interface, and [address] reports it with its scope.
   static Future<ZigServerSocket> bind(Object address, int port,
       {int backlog = 0, bool v6Only = false, bool shared = false}) async {
     final Listener listener = await Listener.bind(address, port,

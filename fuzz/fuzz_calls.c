@@ -282,9 +282,12 @@ void op_bad_args(reader *in) {
     case 5: rc = tcp_write(h, id, small, (int64_t)TCP_WRITE_BYTES_MAX + 1 + rd32(in)); break;
     case 6: r64 = tcp_listen(port_a, NULL, 4, 0, 0, 0, 0); break;
     case 7: {
+      /* A length the engine must refuse (4, 16 and 20 -- IPv6 with a scope id
+       * -- are valid), over a buffer that really has that many bytes. */
+      uint8_t addr[32] = {127, 0, 0, 1};
       int32_t len = rd8(in) % 32;
-      if (len == 4 || len == 16) len++;
-      r64 = tcp_listen(port_a, LO4, len, 0, 0, 0, 0);
+      if (len == 4 || len == 16 || len == 20) len++;
+      r64 = tcp_listen(port_a, addr, len, 0, 0, 0, 0);
       break;
     }
     case 8: r64 = tcp_listen(port_a, LO4, 4, 65536 + rd16(in), 0, 0, 0); break;

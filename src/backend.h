@@ -81,6 +81,9 @@ struct backend_vtable {
   /* Optional: the clock of deadlines (the simulation backend's virtual time);
    * otherwise the OS's monotonic clock. */
   int64_t (*now_ms)(backend *b);
+  /* Optional, I/O thread, no lock: the engine has been idle for a while;
+   * give memory the backend holds but does not need back to the OS. */
+  void (*trim)(backend *b);
 };
 
 /* Where reports go. The I/O thread's own: touched without the lock. */

@@ -494,6 +494,16 @@ static bool uring_events_ready(backend *b) {
   return !u->broken && uring_has_work(&u->ring);
 }
 
+/* Idle: the provided buffers' pages go back to the OS. Safe only where the
+ * kernel fills a buffer solely inside this thread's io_uring_enter
+ * (DEFER_TASKRUN): here, outside it, no buffer is being written, and every one
+ * is in the ring (a reported read's buffer went back, or was replaced). With
+ * other rings the kernel may copy into a buffer at any syscall return. */
+static void uring_trim(backend *b) {
+  uring_backend *u = self(b);
+  if (u->use_bufs && !u->broken && u->ring.defer_taskrun) uring_bufs_release_pages(&u->bufs);
+}
+
 static void uring_wake(backend *b) {
   uring_backend *u = self(b);
   uint64_t one = 1;
@@ -619,4 +629,5 @@ const backend_vtable backend_io_uring = {
     .poll = uring_poll,
     .wake = uring_wake,
     .events_ready = uring_events_ready,
+    .trim = uring_trim,
 };

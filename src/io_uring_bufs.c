@@ -87,6 +87,16 @@ void uring_bufs_recycle(uring_bufs *b, uint16_t id) {
   publish_buffer(b, id);
 }
 
+void uring_bufs_release_pages(uring_bufs *b) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (unsigned i = 0; i < b->populated; i++) {
+    /* The whole pages inside the buffer (malloc's header page is not ours). */
+    uintptr_t start = ((uintptr_t)b->buffers[i] + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)b->buffers[i] + UBUF_BYTES) & ~(uintptr_t)(page - 1);
+    if (end > start) (void)madvise((void *)start, end - start, MADV_DONTNEED);
+  }
+}
+
 uint8_t *uring_bufs_take(uring_bufs *b, uint16_t id) {
   ZT_ASSERT(id < b->populated);
   uint8_t *fresh = malloc(UBUF_BYTES);

@@ -40,6 +40,9 @@ bool uring_bufs_grow(uring_bufs *b);
 uint8_t *uring_bufs_get(const uring_bufs *b, uint16_t id);
 /* Gives buffer id back to the kernel. */
 void uring_bufs_recycle(uring_bufs *b, uint16_t id);
+/* Every buffer is in the ring, none being filled: their pages go back to the
+ * OS (they come back, zeroed, when the kernel next writes into them). */
+void uring_bufs_release_pages(uring_bufs *b);
 /* Takes buffer id out for good (its bytes go to the VM): a new buffer takes
  * its place. NULL when out of memory (then id stays as it is). */
 uint8_t *uring_bufs_take(uring_bufs *b, uint16_t id);

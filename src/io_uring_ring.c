@@ -114,6 +114,7 @@ int32_t uring_ring_setup(uring_ring *r, unsigned sq_entries, unsigned cq_entries
     return TCP_ERR_UNSUPPORTED;
   }
   r->disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
+  r->defer_taskrun = (p.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
   /* NODROP (5.5): completions survive a full CQ. FAST_POLL (5.7): socket ops
    * wait by poll, not in worker threads. EXT_ARG (5.11): a timed wait without
    * a timeout SQE. All three are the floor; older kernels get libuv. */

@@ -30,6 +30,7 @@ typedef struct uring_ring {
   unsigned cq_overflow_seen;/* CQEs the kernel dropped: any growth is fatal */
   bool disabled;            /* made IORING_SETUP_R_DISABLED: the issuer enables it */
   int last_errno;           /* of the last io_uring_enter that failed */
+  bool defer_taskrun;       /* completion work runs only inside io_uring_enter */
 } uring_ring;
 
 /* How io_uring_enter ended. */

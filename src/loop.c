@@ -24,6 +24,7 @@
 #include "loop.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "dart_post.h"
 #include "deadlines.h"
@@ -49,6 +50,7 @@ static struct {
   /* Bumped by every caller that adds work: the linger watches it lock-free. */
   _Atomic uint32_t work_added;
   bool trim_due;  /* completions were posted since the last trim */
+  int64_t idle_trim_ms; /* IDLE_TRIM_MS, or ZIG_TCP_IDLE_TRIM_MS (tests: trim all the time) */
   plat_thread thread;
 } L;
 
@@ -247,16 +249,18 @@ static void post_done(void) {
  * IDLE_TRIM_MS, it hands that memory back -- never while traffic flows. */
 static int64_t trim_wait_ms(int64_t wait_ms) {
   if (!L.trim_due) return wait_ms;
-  return wait_ms < 0 || wait_ms > IDLE_TRIM_MS ? IDLE_TRIM_MS : wait_ms;
+  return wait_ms < 0 || wait_ms > L.idle_trim_ms ? L.idle_trim_ms : wait_ms;
 }
 
 static bool work_waiting(void);
 
 static void trim_when_idle(uint32_t work_seen, int64_t waited_ms, int64_t asked_ms) {
-  if (!L.trim_due || asked_ms != IDLE_TRIM_MS || waited_ms < IDLE_TRIM_MS) return;
+  if (!L.trim_due || asked_ms != L.idle_trim_ms || waited_ms < L.idle_trim_ms) return;
   if (atomic_load_explicit(&L.work_added, memory_order_relaxed) != work_seen || work_waiting()) return;
   L.trim_due = false;
   engine_unlock();
+  backend *b = L.backend;
+  if (b->vtable->trim != NULL) b->vtable->trim(b);
   plat_release_free_memory();
   engine_lock();
 }
@@ -336,6 +340,8 @@ bool loop_start(backend *b) {
   ZT_ASSERT(queue_empty(&L.commands) && queue_empty(&L.done) && queue_empty(&L.sink.ops));
   L.backend = b;
   L.parked = L.wake_sent = false;
+  const char *trim_env = getenv("ZIG_TCP_IDLE_TRIM_MS");
+  L.idle_trim_ms = trim_env != NULL && atoi(trim_env) > 0 ? atoi(trim_env) : IDLE_TRIM_MS;
   return plat_thread_start(&L.thread, io_thread_main, NULL);
 }
 

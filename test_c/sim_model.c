@@ -85,7 +85,64 @@ int64_t model_expect_call(int64_t handle, op_kind_t op) {
   if (op == K_ACCEPT) return s->kind == M_LISTENER ? TCP_OK : TCP_ERR_BAD_HANDLE;
   if (s->kind != M_CONN) return TCP_ERR_BAD_HANDLE;
   if (op != 0 && s->connect == MC_FAILED) return TCP_ERR_NOT_CONNECTED;
+  if (op == K_READ && s->stream != NULL && !s->stream_stopping) return TCP_ERR_BUSY;
   return TCP_OK;
+}
+
+/* ---- read streams ------------------------------------------------------------------------- */
+
+static int64_t stream_room(const m_sock *s) { return s->stream_acked + s->stream_window - s->stream_posted; }
+
+int64_t model_expect_stream(int64_t handle, int64_t window_bytes) {
+  if (window_bytes <= 0 || window_bytes > TCP_READ_BYTES_MAX) return TCP_ERR_INVALID_ARGUMENT;
+  int64_t rc = model_expect_call(handle, K_STREAM);
+  if (rc != TCP_OK) return rc;
+  return model_find(handle)->stream != NULL ? TCP_ERR_BUSY : TCP_OK;
+}
+
+/* ack and stop look the socket up as a connection, not as one for I/O. */
+static const m_sock *stream_of(int64_t handle, int64_t *rc) {
+  *rc = model_expect_call(handle, 0);
+  const m_sock *s = *rc == TCP_OK ? model_find(handle) : NULL;
+  if (s != NULL && (s->stream == NULL || s->stream_stopping)) *rc = TCP_ERR_INVALID_ARGUMENT;
+  return *rc == TCP_OK ? s : NULL;
+}
+
+int64_t model_expect_ack(int64_t handle, int64_t bytes) {
+  int64_t rc;
+  const m_sock *s = stream_of(handle, &rc);
+  if (s != NULL && (bytes <= 0 || bytes > s->stream_posted - s->stream_acked)) rc = TCP_ERR_INVALID_ARGUMENT;
+  return rc;
+}
+
+int64_t model_expect_stop(int64_t handle) {
+  int64_t rc;
+  (void)stream_of(handle, &rc);
+  return rc;
+}
+
+void model_stream_started(m_sock *s, m_op *stream, int64_t window_bytes) {
+  s->stream = stream;
+  s->stream_stopping = false;
+  s->stream_window = window_bytes;
+  s->stream_posted = s->stream_acked = 0;
+}
+
+void model_stream_acked(m_sock *s, int64_t bytes) { s->stream_acked += bytes; }
+
+/* With no receive queued or in flight, the stop ends the stream inside the
+ * call: when the window is full (no receive is asked for), or when the
+ * receive waits, not started, at the head of the reads for a connect. */
+void model_stream_stopped(m_sock *s) {
+  m_op *stream = s->stream;
+  bool head_unstarted = s->connect == MC_PENDING && s->reads_in_core == 1; /* nothing ahead of it */
+  s->stream_stopping = true;
+  if (stream_room(s) > 0 && !head_unstarted) return;
+  stream->ended_at_once = true;
+  stream->at_once_result = TCP_ERR_STOPPED;
+  s->reads_in_core--;
+  s->stream = NULL; /* the core's stream is over: a new one may start */
+  s->stream_stopping = false;
 }
 
 m_op *model_issue(int64_t request_id, m_sock *s, op_kind_t kind) {
@@ -95,7 +152,10 @@ m_op *model_issue(int64_t request_id, m_sock *s, op_kind_t kind) {
   op->id = request_id;
   op->kind = kind;
   op->sock = index_of(s);
-  if (kind == K_READ) op->seq = s->reads_issued++;
+  if (kind == K_READ || kind == K_STREAM) {
+    op->seq = s->reads_issued++;
+    s->reads_in_core++;
+  }
   if (kind == K_WRITE || kind == K_SHUTW) {
     if (s->writes_issued == s->cap_writes) s->writes = grow(s->writes, &s->cap_writes, sizeof(*s->writes));
     s->writes[s->writes_issued] = op;
@@ -202,6 +262,52 @@ static void check_read(m_sock *s, const m_op *op, const h_req *r) {
   }
 }
 
+/* A DATA completion of s's stream: the stream's turn on the read side, the
+ * bytes of the peer's stream at the offset, within the window. */
+static void check_stream_data(m_sock *s, const m_op *op, const h_req *r, size_t n) {
+  long long id = (long long)op->id;
+  const sim_profile *p = &s->profile;
+  EXPECT(!s->close_done && !s->closed, "stream %lld: DATA after its socket's close", id);
+  EXPECT(s->stream == op, "stream %lld: DATA after its final completion", id);
+  EXPECT(op->seq == s->reads_done, "stream %lld: DATA before read #%llu of its socket", id,
+         (unsigned long long)s->reads_done);
+  EXPECT(s->stream_posted + (int64_t)n - s->stream_acked <= s->stream_window,
+         "stream %lld: %zu bytes past its window (%lld posted, %lld acked, window %lld)", id, n,
+         (long long)s->stream_posted, (long long)s->stream_acked, (long long)s->stream_window);
+  EXPECT(p->read_end == SIM_READ_ENDLESS || s->read_offset + n <= p->read_end_offset,
+         "stream %lld: bytes past the end of the peer's stream (offset %llu)", id, (unsigned long long)s->read_offset);
+  size_t wrong = byte_stream_first_diff(p->read_seed, s->read_offset, r->stream_bytes + r->stream_len - n, n);
+  EXPECT(wrong == n, "stream %lld: byte %zu of a DATA (stream offset %llu) is not the stream's", id, wrong,
+         (unsigned long long)(s->read_offset + wrong));
+  s->read_offset += n;
+  s->stream_posted += (int64_t)n;
+  M.stats.bytes_read += n;
+  M.stats.outcomes[MO_STREAM_DATA]++;
+}
+
+/* A stream's final completion: where the peer's stream ends, the stop, or
+ * the failed connect it waited for. */
+static void check_stream_final(m_sock *s, const m_op *op, const h_req *r) {
+  int64_t res = r->c.result;
+  long long id = (long long)r->c.request_id;
+  const sim_profile *p = &s->profile;
+  bool stopping = s->stream_stopping;
+  EXPECT(s->stream == op, "test bug: stream %lld ended but is not its socket's stream", id);
+  s->stream = NULL;
+  s->stream_stopping = false;
+  if (res == TCP_ERR_NOT_CONNECTED) return expect_not_connected(s, r);
+  EXPECT(s->connect == MC_OK || s->connect == MC_ACCEPTED, "stream %lld ended (%lld) before its connect", id,
+         (long long)res);
+  bool at_end = p->read_end != SIM_READ_ENDLESS && p->read_end != SIM_READ_SILENT &&
+                s->read_offset == p->read_end_offset;
+  if (res == TCP_ERR_STOPPED && stopping) return expect_os(r, 0);
+  EXPECT(at_end && ((res == 0 && p->read_end == SIM_READ_EOF) ||
+                    (res == TCP_ERR_CONNECTION_RESET && p->read_end == SIM_READ_RESET)),
+         "stream %lld ended with %lld (%s) at offset %llu%s", id, (long long)res, h_code_name(res),
+         (unsigned long long)s->read_offset, stopping ? " while stopping" : ", never stopped");
+  if (res < 0) expect_os(r, ECONNRESET);
+}
+
 /* The peer takes writes in order until its write limit, then resets; after
  * that, or after shutdown_write, writes fail with a broken pipe. */
 static void check_write(m_sock *s, const m_op *op, const h_req *r) {
@@ -258,10 +364,11 @@ static void check_completion(const h_req *r) {
   long long id = (long long)r->c.request_id;
   EXPECT(!s->close_done, "request %lld of handle %lld completed after its close", id, (long long)s->handle);
   s->requests_out--;
-  if (op->kind == K_READ) {
+  if (op->kind == K_READ || op->kind == K_STREAM) {
     EXPECT(op->seq == s->reads_done, "read %lld (#%llu) completed before read #%llu of its socket", id,
            (unsigned long long)op->seq, (unsigned long long)s->reads_done);
     s->reads_done++;
+    if (!op->ended_at_once) s->reads_in_core--;
   } else if (op->kind == K_WRITE || op->kind == K_SHUTW) {
     if (!op->ended_at_once) s->writes_in_core--;
     EXPECT(op->seq == s->writes_done, "write %lld (#%llu) completed before write #%llu of its socket", id,
@@ -271,7 +378,13 @@ static void check_completion(const h_req *r) {
     s->accepts_out--;
   }
   if (op->kind == K_CLOSE) return check_close(s, r);
-  if (s->closed && !op->ended_at_once) {
+  if (op->ended_at_once) {
+    EXPECT(r->c.result == op->at_once_result, "request %lld, ended by its call, completed with %lld (%s), not %lld",
+           id, (long long)r->c.result, h_code_name(r->c.result), (long long)op->at_once_result);
+    return;
+  }
+  if (op->kind == K_STREAM && s->stream == op && s->closed) s->stream = NULL;
+  if (s->closed) {
     EXPECT(r->c.result == s->close_reason, "request %lld pending at the close of handle %lld ended with %lld (%s)",
            id, (long long)s->handle, (long long)r->c.result, h_code_name(r->c.result));
     expect_os(r, 0); /* the close's reason, not an OS error */
@@ -282,6 +395,7 @@ static void check_completion(const h_req *r) {
     case K_CONNECT: return check_connect(s, r);
     case K_ACCEPT: return check_accept(s, r);
     case K_READ: return check_read(s, op, r);
+    case K_STREAM: return check_stream_final(s, op, r);
     default: return check_write(s, op, r);
   }
 }
@@ -289,6 +403,7 @@ static void check_completion(const h_req *r) {
 const char *const m_outcome_names[MO_COUNT] = {
     "read data", "EOF", "reset", "written", "connected", "accepted", "refused",
     "timed out", "not connected", "broken pipe", "closed", "shutdown", "shutdown_write", "close",
+    "stream data", "stopped",
     "other (too many files)",
 };
 
@@ -301,11 +416,13 @@ static m_outcome outcome_of(const m_op *op, int64_t res) {
     case TCP_ERR_BROKEN_PIPE: return MO_BROKEN_PIPE;
     case TCP_ERR_CLOSED: return MO_CLOSED;
     case TCP_ERR_SHUTDOWN: return MO_SHUTDOWN;
+    case TCP_ERR_STOPPED: return MO_STOPPED;
     default: break;
   }
   if (res < 0) return MO_OTHER; /* TCP_ERR_TOO_MANY_FILES: check_accept allows no other */
   switch (op->kind) {
-    case K_READ: return res > 0 ? MO_READ_DATA : MO_READ_EOF;
+    case K_READ:
+    case K_STREAM: return res > 0 ? MO_READ_DATA : MO_READ_EOF;
     case K_WRITE: return MO_WRITTEN;
     case K_CONNECT: return MO_CONNECTED;
     case K_ACCEPT: return MO_ACCEPTED;
@@ -316,15 +433,21 @@ static m_outcome outcome_of(const m_op *op, int64_t res) {
 
 void model_drain(const int64_t *ports, size_t nports) {
   for (size_t i = 0; i < nports; i++) {
-    fd_port_stats st;
-    while (fake_dart_port_stats(ports[i], &st) && st.queued > 0) {
-      h_req *r = h_next(ports[i]);
+    h_req *r;
+    size_t data;
+    while ((r = h_take(ports[i], &data)) != NULL) {
+      M.stats.completions++;
+      m_op *op = M.ops[r->user];
+      if (data > 0) {
+        sim_trace("data: stream %lld: %zu bytes", (long long)op->id, data);
+        check_stream_data(M.socks[op->sock], op, r, data);
+        continue;
+      }
       sim_trace("done: request %lld: %lld %s (payload %lld)", (long long)r->c.request_id, (long long)r->c.result,
                 h_code_name(r->c.result), (long long)r->c.payload_int);
       check_completion(r);
-      M.stats.outcomes[outcome_of(M.ops[r->user], r->c.result)]++;
+      M.stats.outcomes[outcome_of(op, r->c.result)]++;
       h_release(r);
-      M.stats.completions++;
     }
   }
 }
@@ -342,8 +465,9 @@ void model_shutdown(void) {
 
 /* Requests of an open socket that may wait for ever, for only a close or
  * tcp_shutdown ends them: everything behind a connect the peer never answers
- * and that has no deadline; reads once the peer went silent; writes from the
- * first one a stalled peer will not take in full. */
+ * and that has no deadline; reads once the peer went silent, and a running
+ * stream of a peer that never ends; writes from the first one a stalled peer
+ * will not take in full. */
 static uint32_t may_wait_forever(const m_sock *s) {
   if (s->closed) return 0;
   if (s->connect == MC_PENDING && s->profile.connect == SIM_CONNECT_SILENT && s->connect_timeout_ms <= 0)
@@ -352,6 +476,8 @@ static uint32_t may_wait_forever(const m_sock *s) {
   const sim_profile *p = &s->profile;
   if (p->read_end == SIM_READ_SILENT && s->read_offset == p->read_end_offset)
     n += (uint32_t)(s->reads_issued - s->reads_done);
+  else if (s->stream != NULL && !s->stream_stopping && p->read_end == SIM_READ_ENDLESS)
+    n += 1; /* a running stream of an endless peer (the liveness phase acks all it gets) */
   if (s->writes_done < s->writes_issued && s->write_state == MW_OK && p->write_end == SIM_WRITE_STALL &&
       p->write_limit != SIM_NO_LIMIT) {
     const m_op *head = s->writes[s->writes_done];

@@ -46,8 +46,14 @@ typedef struct m_sock {
   m_write_state write_state;
   uint64_t reads_issued, reads_done, writes_issued, writes_done;
   uint32_t writes_in_core; /* writes and shutw not yet completed, except those ended at once */
+  uint32_t reads_in_core;  /* reads and streams likewise */
   struct m_op **writes;    /* every write and shutw, in call order (writes[writes_done]: the next to end) */
   size_t cap_writes;
+  /* Its read stream as the core sees it: the stream's request while the core
+   * runs it (until its final completion ended), else NULL. */
+  struct m_op *stream;
+  bool stream_stopping;
+  int64_t stream_window, stream_posted, stream_acked;
   uint32_t accepts_out;   /* accepts not yet completed */
   uint32_t requests_out;  /* every request not yet completed (connect, accept, read, write, shutw, close) */
 } m_sock;
@@ -56,10 +62,14 @@ typedef struct m_op {
   int64_t id;
   op_kind_t kind;
   int32_t sock;       /* index of its socket */
-  uint64_t seq;       /* read / write: its place in its socket's queue */
+  uint64_t seq;       /* read, stream / write: its place in its socket's queue */
   int64_t bytes_max;  /* read */
   uint64_t write_offset, write_len;
-  bool ended_at_once; /* a zero-length write the call ended at once with 0 */
+  /* The call itself ended it (a zero-length write with nothing ahead; a
+   * stream stopped with no receive in flight): a close after the call does not
+   * change its result, at_once_result. */
+  bool ended_at_once;
+  int64_t at_once_result;
 } m_op;
 
 /* Forgets everything (a new seed). */
@@ -77,6 +87,15 @@ int64_t model_expect_call(int64_t handle, op_kind_t op);
 /* An accepted request: registers it with the tracker and the model; returns
  * the model's record. */
 m_op *model_issue(int64_t request_id, m_sock *s, op_kind_t kind);
+
+/* Read streams: the return codes of tcp_read_stream, _ack and _stop, and
+ * what an accepted call changes. */
+int64_t model_expect_stream(int64_t handle, int64_t window_bytes);
+int64_t model_expect_ack(int64_t handle, int64_t bytes);
+int64_t model_expect_stop(int64_t handle);
+void model_stream_started(m_sock *s, m_op *stream, int64_t window_bytes);
+void model_stream_acked(m_sock *s, int64_t bytes);
+void model_stream_stopped(m_sock *s);
 
 /* Takes every completion the fake VM holds on the ports and checks it. */
 void model_drain(const int64_t *ports, size_t nports);
@@ -106,6 +125,8 @@ typedef enum m_outcome {
   MO_SHUTDOWN,
   MO_SHUT_WRITE,
   MO_CLOSE,
+  MO_STREAM_DATA,
+  MO_STOPPED,
   MO_OTHER,
   MO_COUNT,
 } m_outcome;

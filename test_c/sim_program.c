@@ -42,6 +42,9 @@ typedef enum action {
   A_CLOSE,
   A_FINALIZE,
   A_ACCESSOR,
+  A_STREAM,
+  A_ACK,
+  A_STOP,
   A_STEP,
   A_COUNT,
 } action;
@@ -325,6 +328,93 @@ static void do_accessor(void) {
     FAILF("tcp_local_port(listener %lld) = %d", (long long)l, port);
 }
 
+/* ---- read streams ------------------------------------------------------------------------------- */
+
+static int64_t stream_window(bool *bad) {
+  uint64_t roll = below(100);
+  *bad = roll >= 95;
+  if (*bad) {
+    static const int64_t bad_values[] = {0, -1, TCP_READ_BYTES_MAX + 1};
+    return bad_values[below(3)];
+  }
+  return roll < 40 ? (int64_t)range(1, 512) : (int64_t)range(513, 70000);
+}
+
+static void do_stream(void) {
+  int64_t h = pick_handle(M_CONN);
+  bool bad = false;
+  int64_t window = stream_window(&bad);
+  int64_t want = model_expect_stream(h, window);
+  int64_t id = h_new_id();
+  expect_rc("read_stream", h, id, window, tcp_read_stream(h, id, window), want);
+  if (want != TCP_OK) return;
+  m_sock *s = model_find(h);
+  model_stream_started(s, model_issue(id, s, K_STREAM), window);
+}
+
+/* Mostly a connection whose stream runs: ack and stop act on streams. */
+static int64_t pick_streaming(void) {
+  size_t n = 0;
+  for (size_t i = 0; i < model_socks(); i++) n += model_sock(i)->stream != NULL ? 1 : 0;
+  if (n == 0 || chance(25)) return pick_handle(M_CONN);
+  size_t k = below(n);
+  for (size_t i = 0; i < model_socks(); i++)
+    if (model_sock(i)->stream != NULL && k-- == 0) return model_sock(i)->handle;
+  return pick_handle(M_CONN);
+}
+
+static void do_ack(void) {
+  int64_t h = pick_streaming();
+  m_sock *s = model_find(h);
+  int64_t unacked = s != NULL ? s->stream_posted - s->stream_acked : 0;
+  int64_t bytes = unacked > 0 && chance(90) ? (int64_t)range(1, (uint64_t)unacked) : chance(50) ? 0 : unacked + 1;
+  int64_t want = model_expect_ack(h, bytes);
+  expect_rc("read_stream_ack", h, 0, bytes, tcp_read_stream_ack(h, bytes), want);
+  if (want == TCP_OK) model_stream_acked(s, bytes);
+}
+
+static void do_stop(void) {
+  int64_t h = pick_streaming();
+  int64_t want = model_expect_stop(h);
+  expect_rc("read_stream_stop", h, 0, 0, tcp_read_stream_stop(h), want);
+  if (want == TCP_OK) model_stream_stopped(model_find(h));
+}
+
+/* The liveness phase consumes what streams posted, as a listening Dart
+ * subscription would: a window that stays full must not stall them. */
+static void ack_all_streams(void) {
+  for (size_t i = 0; i < model_socks(); i++) {
+    m_sock *s = model_sock(i);
+    int64_t unacked = s->stream != NULL && !s->stream_stopping && !s->closed ? s->stream_posted - s->stream_acked : 0;
+    if (unacked <= 0) continue;
+    expect_rc("read_stream_ack", s->handle, 0, unacked, tcp_read_stream_ack(s->handle, unacked), TCP_OK);
+    model_stream_acked(s, unacked);
+  }
+}
+
+/* Before the liveness phase: a stream whose peer ends far beyond what its
+ * window lets through in a few hundred passes (a 1-byte window, 20,000 bytes
+ * to go) is stopped, so that liveness checks the stop instead of spending
+ * tens of thousands of passes; so is half the streams of endless peers (the
+ * other half runs into tcp_shutdown). */
+#define STREAM_WINDOWS_TO_END_MAX 16
+
+static bool stream_runs_long(const m_sock *s) {
+  const sim_profile *p = &s->profile;
+  if (p->read_end == SIM_READ_ENDLESS) return chance(50);
+  uint64_t left = p->read_end_offset > s->read_offset ? p->read_end_offset - s->read_offset : 0;
+  return left > (uint64_t)s->stream_window * STREAM_WINDOWS_TO_END_MAX;
+}
+
+static void stop_long_streams(void) {
+  for (size_t i = 0; i < model_socks(); i++) {
+    m_sock *s = model_sock(i);
+    if (s->stream == NULL || s->stream_stopping || s->closed || !stream_runs_long(s)) continue;
+    expect_rc("read_stream_stop", s->handle, 0, 0, tcp_read_stream_stop(s->handle), TCP_OK);
+    model_stream_stopped(s);
+  }
+}
+
 static void do_steps(void) {
   for (uint64_t n = range(1, 3); n > 0; n--) step();
 }
@@ -355,6 +445,9 @@ static void run_action(action a) {
     case A_CLOSE: return do_close();
     case A_FINALIZE: return do_finalize();
     case A_ACCESSOR: return do_accessor();
+    case A_STREAM: return do_stream();
+    case A_ACK: return do_ack();
+    case A_STOP: return do_stop();
     default: return do_steps();
   }
 }
@@ -378,6 +471,7 @@ static void run_program(void) {
 
 static void liveness(void) {
   sim_spontaneous_dials(false);
+  stop_long_streams();
   for (size_t i = 0; i < model_socks(); i++) {
     const m_sock *s = model_sock(i);
     uint32_t waiting = model_accepts_waiting(s);
@@ -389,8 +483,9 @@ static void liveness(void) {
     const m_sock *s;
     size_t left = model_must_complete(&op, &s);
     if (left == 0) return;
+    ack_all_streams();
     if (i == LIVENESS_STEPS_MAX) {
-      static const char *const kinds[] = {"?", "connect", "accept", "read", "write", "shutdown_write", "close"};
+      static const char *const kinds[] = {"?", "connect", "accept", "read", "write", "shutdown_write", "close", "read_stream"};
       FAILF("liveness: %zu request(s) still pending after %d steps with nothing new to do; the oldest of "
             "handle %lld: %s %lld",
             left, LIVENESS_STEPS_MAX, (long long)s->handle, op ? kinds[op->kind] : "?", op ? (long long)op->id : -1LL);

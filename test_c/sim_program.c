@@ -58,6 +58,7 @@ static struct {
   uint32_t weights[A_COUNT];
   uint32_t step_pct; /* after a call, steps follow this often */
   uint64_t calls, steps;
+  uint64_t failure_hash, failure_events; /* the trace when a check failed */
   void (*on_failure)(const sim_seed_outcome *early);
 } P;
 
@@ -514,12 +515,16 @@ static void shut_down(void) {
  * (a broken engine may hang there). */
 static void after_body(void) {
   const char *why = h_failure();
+  if (why != NULL) {
+    P.failure_hash = sim_trace_hash();
+    P.failure_events = sim_trace_events();
+  }
   if (why != NULL && P.on_failure != NULL) {
     sim_seed_outcome early;
     memset(&early, 0, sizeof early);
     snprintf(early.message, sizeof early.message, "%s", why);
-    early.trace_hash = sim_trace_hash();
-    early.trace_events = sim_trace_events();
+    early.trace_hash = early.failure_hash = P.failure_hash;
+    early.trace_events = early.failure_events = P.failure_events;
     P.on_failure(&early);
   }
   if (tcp_backend_name() != NULL) sim_free_run_now();
@@ -575,6 +580,8 @@ sim_seed_outcome sim_run_seed(uint64_t seed, bool trace) {
   }
   out.trace_hash = sim_trace_hash();
   out.trace_events = sim_trace_events();
+  out.failure_hash = P.failure_hash;
+  out.failure_events = P.failure_events;
   out.calls = P.calls;
   out.steps = P.steps;
   model_stats stats = model_stats_get();

@@ -19,6 +19,10 @@ typedef struct sim_seed_outcome {
   char message[900];    /* why it failed */
   uint64_t trace_hash;  /* FNV-1a over every event: equal for equal runs */
   uint64_t trace_events;
+  /* A failed seed: the trace's hash when the check failed, before the
+   * teardown (which free-runs, so the final hash of a failed seed is not
+   * reproducible); a replay must show the same. */
+  uint64_t failure_hash, failure_events;
   uint64_t calls, steps, completions;
   uint64_t sim_counters[SIM_C_COUNT]; /* what the sim did */
   uint64_t outcomes[MO_COUNT];        /* how the completions ended */

@@ -191,8 +191,10 @@ static void record(uint64_t seed, const sim_seed_outcome *out) {
     return;
   }
   if (T.failed++ < FAILURES_SHOWN)
-    printf("FAIL seed %llu: %s\n  replay: SIM_SEED=%llu SIM_TRACE=1 %s\n", (unsigned long long)seed, out->message,
-           (unsigned long long)seed, T.program);
+    printf("FAIL seed %llu: %s\n  replay: SIM_SEED=%llu SIM_TRACE=1 %s   (at the failure: trace hash %016llx, "
+           "%llu events)\n",
+           (unsigned long long)seed, out->message, (unsigned long long)seed, T.program,
+           (unsigned long long)out->failure_hash, (unsigned long long)out->failure_events);
 }
 
 /* Waits for one child and records it; returns its slot. */
@@ -290,6 +292,9 @@ static int replay_one(uint64_t seed, bool trace) {
          out.passed ? "PASS" : "FAIL", (unsigned long long)seed, (unsigned long long)out.trace_hash,
          (unsigned long long)out.trace_events, (unsigned long long)out.calls, (unsigned long long)out.steps,
          (unsigned long long)out.completions, out.passed ? "" : ": ", out.passed ? "" : out.message);
+  if (!out.passed)
+    printf("at the failure: trace hash %016llx, %llu events (the batch's FAIL line must show the same)\n",
+           (unsigned long long)out.failure_hash, (unsigned long long)out.failure_events);
   printf("%d passed, %d failed\n", out.passed ? 1 : 0, out.passed ? 0 : 1);
   return out.passed ? 0 : 1;
 }

@@ -486,7 +486,8 @@ static void liveness(void) {
     if (left == 0) return;
     ack_all_streams();
     if (i == LIVENESS_STEPS_MAX) {
-      static const char *const kinds[] = {"?", "connect", "accept", "read", "write", "shutdown_write", "close", "read_stream"};
+      static const char *const kinds[K_STREAM + 1] = {"?",     "connect",        "accept", "read",
+                                                      "write", "shutdown_write", "close",  "read_stream"};
       FAILF("liveness: %zu request(s) still pending after %d steps with nothing new to do; the oldest of "
             "handle %lld: %s %lld",
             left, LIVENESS_STEPS_MAX, (long long)s->handle, op ? kinds[op->kind] : "?", op ? (long long)op->id : -1LL);

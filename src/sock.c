@@ -117,12 +117,18 @@ static void end_all_unstarted(tcp_sock *s, queue *q, int64_t code) {
 /* Starts the next read if none is in flight. No read holds a buffer while it
  * waits: the backend provides one only when bytes are there. */
 static void pump_reads(tcp_sock *s) {
-  if (s->closing || !s->connected || queue_empty(&s->reads)) return;
-  tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
-  if (op->state != OP_QUEUED) return;
-  /* A stream stopped while its receive waited behind other reads. */
-  if (op->stream_part && s->stream_stopping) end_unstarted(s, op, TCP_ERR_STOPPED);
-  else start(op);
+  while (!s->closing && s->connected && !queue_empty(&s->reads)) {
+    tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
+    if (op->state != OP_QUEUED) return;
+    /* A stream stopped while its receive waited behind other reads: it ends
+     * here, and a tcp_read queued behind it (accepted once stopping) is next. */
+    if (op->stream_part && s->stream_stopping) {
+      end_unstarted(s, op, TCP_ERR_STOPPED);
+      continue;
+    }
+    start(op);
+    return;
+  }
 }
 
 void sock_queue_read(tcp_sock *s, tcp_op *op) {

@@ -93,6 +93,23 @@ static void run_test_end_fns(void) {
   g_ntest_end_fns = 0;
 }
 
+static void (*g_after_body_fns[TEST_END_FNS_MAX])(void);
+static size_t g_nafter_body_fns;
+
+void h_after_body(void (*fn)(void)) {
+  for (size_t i = 0; i < g_nafter_body_fns; i++)
+    if (g_after_body_fns[i] == fn) return;
+  if (g_nafter_body_fns == TEST_END_FNS_MAX) FAILF("too many after-body functions (test bug)");
+  g_after_body_fns[g_nafter_body_fns++] = fn;
+}
+
+const char *h_failure(void) { return g_outcome == H_FAIL ? g_msg : NULL; }
+
+static void run_after_body_fns(void) {
+  for (size_t i = 0; i < g_nafter_body_fns; i++) g_after_body_fns[i]();
+  g_nafter_body_fns = 0;
+}
+
 /* The body: a fresh engine, then the test. Leaves by return or longjmp. */
 static void run_body(test_fn fn) {
   if (setjmp(g_jmp) == 0) {
@@ -108,6 +125,7 @@ h_outcome h_run_test(test_fn fn, char *msg, size_t msg_size) {
   g_outcome = H_PASS;
   g_msg[0] = '\0';
   run_body(fn);
+  run_after_body_fns();
   /* teardown (also after a failure or a skip) */
   h_outcome outcome = g_outcome;
   char saved[sizeof g_msg];

@@ -65,6 +65,15 @@ void h_runner_configure(void);
  * the same fn twice in one test runs it once. */
 void h_at_test_end(void (*fn)(void));
 
+/* Runs fn right after the current test's body has returned or failed, before
+ * the tracker's checks shut the engine down (a program that paces the I/O
+ * thread, such as the simulation test, lets it run freely here). Same rules
+ * as h_at_test_end; fn must not fail the test. */
+void h_after_body(void (*fn)(void));
+/* The running test's first failure ("why (file:line)"), or NULL while it has
+ * not failed (for an after-body function that reports early). */
+const char *h_failure(void);
+
 /* Runs one test: reset fake VM, tcp_init, fn, then the tracker's checks
  * (h_tracker_finish), the test-end functions and a reset of tracker and fake
  * VM. The reason of a failure or skip goes to msg (may be NULL). */

@@ -51,6 +51,7 @@
   X(stream_in_order) \
   X(stream_window_backpressure) \
   X(stream_stop_then_read) \
+  X(stream_stopped_behind_read) \
   X(stream_close) \
   X(stream_shutdown) \
   X(stream_while_connecting) \

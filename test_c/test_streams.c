@@ -113,6 +113,30 @@ void test_stream_stop_then_read(void) {
   h_close_wait(l);
 }
 
+/* A stream started and stopped while a one-shot read waits: its receive never
+ * starts, and a tcp_read asked for after the stop runs once the first read ends
+ * (it waited for ever before 5ff42b9; the simulation found it). */
+void test_stream_stopped_behind_read(void) {
+  int64_t port = h_port(), c, s;
+  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t first = h_read(c, 100);
+  int64_t id = h_stream(c, 100);
+  CHECK_EQ(tcp_read_stream_stop(c), TCP_OK);
+  int64_t second = h_read(c, 100);
+  h_write_all(s, "x", 1);
+  h_req *r1 = h_await(first);
+  CHECK_EQ(r1->c.result, 1);
+  h_req *fin = h_await(id);
+  CHECK_EQ(fin->c.result, TCP_ERR_STOPPED);
+  CHECK_EQ(fin->stream_len, (size_t)0); /* its receive never started */
+  h_write_all(s, "y", 1);
+  h_req *r2 = h_await(second);
+  CHECK_EQ(r2->c.result, 1);
+  h_close_wait(c);
+  h_close_wait(s);
+  h_close_wait(l);
+}
+
 static void close_ends_stream(bool window_full) {
   int64_t port = h_port(), c, s;
   int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);

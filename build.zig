@@ -70,6 +70,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_streams.c",
     "test_c/test_backend_faults.c",
     "test_c/test_portability.c",
+    "test_c/test_iocp.c",
 };
 
 /// The operation-sequence fuzzer (fuzz/fuzz.h says which part does what).

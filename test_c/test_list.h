@@ -3,8 +3,8 @@
  * the one place that names them (in the spirit of libuv's test/test-list.h).
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
- * test_options.c, test_isolates.c, test_streams.c, test_backend_faults.c and
- * test_portability.c. suite.c makes the runner's table of it.
+ * test_options.c, test_isolates.c, test_streams.c, test_backend_faults.c,
+ * test_portability.c and test_iocp.c. suite.c makes the runner's table of it.
  */
 #ifndef ZIG_TCP_TEST_LIST_H
 #define ZIG_TCP_TEST_LIST_H
@@ -65,7 +65,10 @@
   X(refused_loopback_connect_is_prompt) \
   X(iocp_cancel_misses) \
   X(iocp_accept_context_failure) \
-  X(iocp_error_mapping)
+  X(iocp_error_mapping) \
+  X(idle_reads_hold_no_buffer) \
+  X(iocp_spurious_readable) \
+  X(iocp_spurious_readable_always)
 
 #define TCP_SUITE_DECLARE(name) void test_##name(void);
 TCP_SUITE_TESTS(TCP_SUITE_DECLARE)

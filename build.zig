@@ -58,6 +58,7 @@ const suite_sources = [_][]const u8{
     "test_c/tracker.c",
     "test_c/tracked_calls.c",
     "test_c/raw_socket.c",
+    "test_c/endpoint.c",
     "test_c/hanging_destination.c",
     "test_c/fake_dart.c",
     "test_c/byte_stream.c",
@@ -71,6 +72,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_backend_faults.c",
     "test_c/test_portability.c",
     "test_c/test_iocp.c",
+    "test_c/test_unix.c",
 };
 
 /// The operation-sequence fuzzer (fuzz/fuzz.h says which part does what).

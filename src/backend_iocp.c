@@ -352,6 +352,9 @@ static int32_t iocp_create(backend_sink *sink, backend **out) {
     bool v4 = load_family(&ib->v4, AF_INET);
     bool v6 = load_family(&ib->v6, AF_INET6);
     if (!v4 && !v6) rc = TCP_ERR_UNSUPPORTED;
+    /* Optional: without an AF_UNIX provider (before Windows 10 1803, Wine 8)
+     * tcp_listen_unix / tcp_connect_unix fail at socket creation. */
+    (void)load_family(&ib->local, AF_UNIX);
   }
   if (rc == TCP_OK) {
     /* One thread runs the port: concurrency value 1. */

@@ -33,8 +33,12 @@
 #define KEY_IO ((ULONG_PTR)0)
 #define KEY_WAKE ((ULONG_PTR)1)
 
-/* AcceptEx needs room for each address plus 16 bytes. */
+/* AcceptEx needs room for each address plus 16 bytes ("at least 16 bytes
+ * more than the maximum address length for the transport protocol in use" --
+ * AcceptEx, Microsoft Learn): TCP's inside the op, AF_UNIX's (SOCKADDR_UN, 110
+ * bytes) in an allocation of the accept (iocp_connect.c). */
 #define ACCEPT_ADDR_BYTES ((DWORD)(sizeof(struct sockaddr_in6) + 16))
+#define UNIX_ACCEPT_ADDR_BYTES ((DWORD)(sizeof(SOCKADDR_UN) + 16))
 /* Completion packets taken from the port per call. */
 #define BATCH 128
 /* One receive takes at most this much (a read may always return less); the
@@ -44,8 +48,11 @@
 typedef struct iocp_op {
   OVERLAPPED ov;        /* first: a packet's OVERLAPPED* leads to the op */
   SOCKET accept_fd;     /* accept: the pre-created socket */
-  uint8_t *read_buffer; /* read: NULL while it waits in a zero-byte WSARecv; the
-                         * buffer of a read that waits with one (iocp_read.c) */
+  union {
+    uint8_t *read_buffer;       /* read: NULL while it waits in a zero-byte WSARecv; the
+                                 * buffer of a read that waits with one (iocp_read.c) */
+    unsigned char *unix_addrs;  /* accept on AF_UNIX: 2 * UNIX_ACCEPT_ADDR_BYTES */
+  };
   bool cancelled;       /* cancel() was called */
   uint8_t spurious;     /* read: readiness that found nothing, in a row */
   unsigned char addrs[2 * ACCEPT_ADDR_BYTES];
@@ -78,6 +85,7 @@ typedef struct iocp_backend {
   backend base;
   HANDLE port;
   iocp_family v4, v6;
+  iocp_family local; /* AF_UNIX (Windows 10 1803+; none under Wine 8) */
   /* Windows 10 1709+: SIO_TCP_INITIAL_RTO accepts TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS. */
   bool no_syn_retransmissions;
   /* Packets taken from the port by a cancel, reported on the next poll
@@ -99,6 +107,7 @@ _Static_assert(sizeof(iocp_sock) <= SOCK_BACKEND_BYTES, "iocp_sock must fit in t
 static inline iocp_op *iop(tcp_op *op) { return (iocp_op *)(void *)op->backend; }
 static inline iocp_sock *isock(tcp_sock *s) { return (iocp_sock *)(void *)s->backend; }
 static inline iocp_family *family_of(iocp_backend *ib, const tcp_sock *s) {
+  if (s->family == AF_UNIX) return &ib->local;
   return s->family == AF_INET6 ? &ib->v6 : &ib->v4;
 }
 

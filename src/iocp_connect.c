@@ -4,6 +4,7 @@
 
 #include "iocp.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ConnectEx needs a bound socket: bind to the family's wildcard address unless
@@ -17,7 +18,13 @@ static DWORD ensure_bound(tcp_sock *s) {
   struct sockaddr_storage ss;
   int len;
   memset(&ss, 0, sizeof(ss));
-  if (s->family == AF_INET6) {
+  if (s->family == AF_UNIX) {
+    /* An unnamed socket: the family alone, no path (what a Unix client is
+     * after connect(2); the Windows AF_UNIX client side of libuv's and
+     * Boost corosio's ConnectEx paths binds the same way). */
+    ((struct sockaddr_un *)&ss)->sun_family = AF_UNIX;
+    len = (int)offsetof(struct sockaddr_un, sun_path);
+  } else if (s->family == AF_INET6) {
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     v6->sin6_family = AF_INET6;
     v6->sin6_addr = in6addr_any;
@@ -43,6 +50,7 @@ static bool is_v4_mapped(const struct in6_addr *a) {
  * the same way ("uv__convert_to_localhost_if_unspecified", src/win/winsock.c). */
 static void connect_target(const tcp_op *op, struct sockaddr_storage *out) {
   memcpy(out, &op->addr, sizeof(*out));
+  if (out->ss_family == AF_UNIX) return; /* a path: nothing to convert */
   if (out->ss_family == AF_INET) {
     struct sockaddr_in *v4 = (struct sockaddr_in *)out;
     if (v4->sin_addr.s_addr == htonl(INADDR_ANY)) v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -59,6 +67,7 @@ static void connect_target(const tcp_op *op, struct sockaddr_storage *out) {
 }
 
 static bool is_loopback(const struct sockaddr_storage *sa) {
+  if (sa->ss_family == AF_UNIX) return false; /* no SYN to retransmit */
   if (sa->ss_family == AF_INET) return ((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr)[0] == 127;
   const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
   return memcmp(a, &in6addr_loopback, sizeof(*a)) == 0 || (is_v4_mapped(a) && a->s6_addr[12] == 127);
@@ -120,6 +129,27 @@ static DWORD update_accept_context(iocp_backend *ib, SOCKET fd, SOCKET listener)
   return 0;
 }
 
+/* Where AcceptEx writes the two addresses, and how much room each has: in the
+ * op for TCP; for AF_UNIX (SOCKADDR_UN does not fit in tcp_op.backend) an
+ * allocation kept across the op's AcceptEx calls and freed when it is
+ * reported. NULL when out of memory. */
+static unsigned char *accept_addrs(tcp_op *op, DWORD *each_bytes) {
+  iocp_op *o = iop(op);
+  if (op->sock->family != AF_UNIX) {
+    *each_bytes = ACCEPT_ADDR_BYTES;
+    return o->addrs;
+  }
+  *each_bytes = UNIX_ACCEPT_ADDR_BYTES;
+  if (o->unix_addrs == NULL) o->unix_addrs = malloc(2 * (size_t)UNIX_ACCEPT_ADDR_BYTES);
+  return o->unix_addrs;
+}
+
+static void accept_free_addrs(tcp_op *op) {
+  if (op->sock->family != AF_UNIX) return;
+  free(iop(op)->unix_addrs);
+  iop(op)->unix_addrs = NULL;
+}
+
 /* AcceptEx finished with err: reports op, or returns true when another
  * AcceptEx must be issued for it. A failure that concerns only the accepted
  * socket -- the peer gave up, or SO_UPDATE_ACCEPT_CONTEXT failed on it -- does
@@ -133,11 +163,13 @@ static bool accept_finished(iocp_backend *ib, tcp_op *op, DWORD err) {
   bool accepted = err == 0;
   if (accepted) err = update_accept_context(ib, fd, op->sock->fd);
   if (err == 0) {
+    accept_free_addrs(op);
     sink_accept_done(ib->base.sink, op, fd);
     return false;
   }
   if (fd != INVALID_SOCKET) os_socket_close(fd);
   if (!o->cancelled && (accepted || accept_error_is_transient(err))) return true;
+  accept_free_addrs(op);
   iocp_report_error(ib, op, err);
   return false;
 }
@@ -146,15 +178,22 @@ static bool accept_finished(iocp_backend *ib, tcp_op *op, DWORD err) {
 static bool try_accept(iocp_backend *ib, tcp_op *op) {
   iocp_op *o = iop(op);
   memset(&o->ov, 0, sizeof(o->ov));
+  DWORD each_bytes = 0;
+  unsigned char *addrs = accept_addrs(op, &each_bytes);
+  if (addrs == NULL) {
+    sink_op_failed(ib->base.sink, op, TCP_ERR_NO_MEMORY, 0);
+    return false;
+  }
   int err = 0;
   o->accept_fd = os_socket_open(op->sock->family, false, &err);
   if (o->accept_fd == INVALID_SOCKET) {
+    accept_free_addrs(op);
     iocp_report_error(ib, op, (DWORD)err);
     return false;
   }
   DWORD bytes = 0;
-  BOOL ok = family_of(ib, op->sock)->accept_ex(op->sock->fd, o->accept_fd, o->addrs, 0, ACCEPT_ADDR_BYTES,
-                                                ACCEPT_ADDR_BYTES, &bytes, &o->ov);
+  BOOL ok = family_of(ib, op->sock)->accept_ex(op->sock->fd, o->accept_fd, addrs, 0, each_bytes, each_bytes,
+                                                &bytes, &o->ov);
   if (ok && !isock(op->sock)->skip_on_success) return false; /* its packet comes */
   DWORD rc = ok ? 0 : (DWORD)WSAGetLastError();
   if (rc == WSA_IO_PENDING) return false;

@@ -225,6 +225,10 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
     return;
   }
   shared_forget(s);
+  /* dart:io removes the file when the listener closes; at once, so that the
+   * path may be listened on again as soon as tcp_close returns. */
+  os_unix_file_remove(s->unix_file);
+  s->unix_file = NULL;
   /* An op queued behind one in flight ends only after it (sock_op_ended). */
   end_all_unstarted(s, &s->accepts, reason);
   if (queue_empty(&s->reads) || QUEUE_ENTRY(s->reads.head, tcp_op, core_link)->state == OP_QUEUED)
@@ -348,7 +352,7 @@ void sock_released(tcp_sock *s) {
   ASSERT_LOCKED();
   ZT_ASSERT(s->closing && s->release_requested && s->inflight == 0);
   ZT_ASSERT(queue_empty(&s->reads) && queue_empty(&s->writes) && queue_empty(&s->accepts));
-  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL);
+  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL && s->unix_file == NULL);
   ZT_ASSERT(s->group_members == 0 && !s->in_group_table); /* a group outlives its members */
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
   if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);

@@ -18,6 +18,7 @@ static jmp_buf g_jmp;
 static h_outcome g_outcome;
 static char g_msg[1024];
 int64_t h_timeout_ms = 20000;
+h_transport h_transport_now = H_TCP;
 
 #define TEST_END_FNS_MAX 8
 static void (*g_test_end_fns[TEST_END_FNS_MAX])(void);
@@ -46,32 +47,12 @@ void h_skip(const char *fmt, ...) {
 }
 
 const char *h_code_name(long long code) {
+  if (code >= 0) return "";
   switch (code) {
-#define N(c) \
-  case c: return #c;
-    N(TCP_ERR_INVALID_ARGUMENT)
-    N(TCP_ERR_BAD_HANDLE)
-    N(TCP_ERR_CLOSED)
-    N(TCP_ERR_NOT_INITIALIZED)
-    N(TCP_ERR_SHUTDOWN)
-    N(TCP_ERR_NO_MEMORY)
-    N(TCP_ERR_UNSUPPORTED)
-    N(TCP_ERR_DART_API)
-    N(TCP_ERR_ADDRESS_IN_USE)
-    N(TCP_ERR_ADDRESS_NOT_AVAILABLE)
-    N(TCP_ERR_CONNECTION_REFUSED)
-    N(TCP_ERR_CONNECTION_RESET)
-    N(TCP_ERR_CONNECTION_ABORTED)
-    N(TCP_ERR_TIMED_OUT)
-    N(TCP_ERR_NETWORK_UNREACHABLE)
-    N(TCP_ERR_HOST_UNREACHABLE)
-    N(TCP_ERR_BROKEN_PIPE)
-    N(TCP_ERR_ACCESS_DENIED)
-    N(TCP_ERR_TOO_MANY_FILES)
-    N(TCP_ERR_NOT_CONNECTED)
-    N(TCP_ERR_ADDRESS_FAMILY)
-    N(TCP_ERR_OS)
-#undef N
+#define H_CODE_NAME_(name, value, text) \
+  case name: return #name;
+    TCP_ERRORS(H_CODE_NAME_)
+#undef H_CODE_NAME_
     default: return code < 0 ? "?" : "";
   }
 }
@@ -146,6 +127,7 @@ int h_run_tests(const h_test *tests, size_t n, int argc, char **argv) {
   static char msg[sizeof g_msg];
   for (size_t k = 0; k < n; k++) {
     if (!selected(tests[k].name, argc, argv)) continue;
+    h_transport_now = tests[k].transport;
     switch (h_run_test(tests[k].fn, msg, sizeof msg)) {
       case H_PASS:
         passed++;

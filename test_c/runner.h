@@ -17,10 +17,18 @@
 
 typedef void (*test_fn)(void);
 
+/* The transport a test runs over (endpoint.h): a transport-neutral test runs
+ * once per transport; every other test runs once, with H_TCP. */
+typedef enum h_transport { H_TCP = 0, H_UNIX = 1 } h_transport;
+
 typedef struct h_test {
   const char *name;
   test_fn fn;
+  h_transport transport;
 } h_test;
+
+/* The transport of the test that runs now. */
+extern h_transport h_transport_now;
 
 typedef enum h_outcome { H_PASS, H_FAIL, H_SKIP } h_outcome;
 

@@ -403,12 +403,14 @@ TCP_API int64_t tcp_listen_unix(int64_t dart_port, const uint8_t *path, int32_t 
  *   TCP_ERR_ACCESS_DENIED          no write permission on the socket file or
  *                                  no search permission on a directory of the
  *                                  path (EACCES, EPERM)
- *   TCP_ERR_TIMED_OUT              timeout_ms passed (as for tcp_connect);
- *                                  with io_uring a connect to a listener whose
- *                                  backlog is full waits for room like a TCP
- *                                  one; the uv backend fails it at once with
- *                                  TCP_ERR_OS, payload EAGAIN (Linux refuses a
- *                                  non-blocking AF_UNIX connect then).
+ *   TCP_ERR_TIMED_OUT              timeout_ms passed (as for tcp_connect)
+ * A LISTENER WHOSE BACKLOG IS FULL (it accepts too slowly): Linux refuses a
+ * non-blocking AF_UNIX connect then with EAGAIN, which libuv hands to the
+ * caller (uv_pipe_connect fails with every errno but EINPROGRESS). The uv
+ * backend does the same: the connect completes at once with
+ * TCP_ERR_OS, payload EAGAIN -- try again later. With io_uring the kernel's
+ * connect waits for room instead, like a TCP connect whose SYN is dropped,
+ * until the listener accepts or timeout_ms passes (TCP_ERR_TIMED_OUT).
  * timeout_ms <= 0: no timeout. After a failed connect the handle must still
  * be closed. Completions go to dart_port. */
 TCP_API int64_t tcp_connect_unix(int64_t dart_port, int64_t request_id, const uint8_t *path, int32_t path_len,

@@ -87,7 +87,8 @@
   X(unix_socket_file_replaced_is_kept) \
   X(unix_socket_file_removed_at_shutdown) \
   X(unix_shared_listeners) \
-  X(unix_connect_errors)
+  X(unix_connect_errors) \
+  X(unix_connect_full_backlog)
 
 #define TCP_SUITE_DECLARE(name) void test_##name(void);
 TCP_SUITE_TESTS(TCP_SUITE_DECLARE, TCP_SUITE_DECLARE)

@@ -36,6 +36,7 @@ UNIX_TEST(unix_socket_file_replaced_is_kept)
 UNIX_TEST(unix_socket_file_removed_at_shutdown)
 UNIX_TEST(unix_shared_listeners)
 UNIX_TEST(unix_connect_errors)
+UNIX_TEST(unix_connect_full_backlog)
 #else
 #include <errno.h>
 #include <fcntl.h>
@@ -503,6 +504,36 @@ void test_unix_connect_errors(void) {
   int64_t h = 0;
   CHECK_EQ(h_result(h_connect_to(port, &missing, 60000, &h)), 0);
   h_close_wait(h);
+  h_close_wait(l);
+}
+/* A listener that accepts nothing: its backlog fills, and each backend does
+ * what tcp.h says (uv: EAGAIN at once, as libuv; io_uring: the connect waits
+ * until its deadline). Backlog 1 admits at most backlog + 1 connections. */
+void test_unix_connect_full_backlog(void) {
+  enum { N = 6 };
+  int64_t port = h_port();
+  h_endpoint ep = h_fresh_unix_endpoint();
+  int64_t l = h_listen_at(port, &ep, 1, 0);
+  int64_t id[N], h[N];
+  for (int i = 0; i < N; i++) id[i] = h_connect_to(port, &ep, 300, &h[i]);
+  bool uv = strcmp(tcp_backend_name(), "uv") == 0;
+  int connected = 0, refused = 0;
+  for (int i = 0; i < N; i++) {
+    h_req *r = h_await(id[i]);
+    if (r->c.result == 0) {
+      connected++;
+    } else if (uv) {
+      CHECK_EQ(r->c.result, TCP_ERR_OS);
+      CHECK_EQ(r->c.payload_int, EAGAIN);
+      refused++;
+    } else {
+      CHECK_EQ(r->c.result, TCP_ERR_TIMED_OUT);
+      refused++;
+    }
+  }
+  CHECK(connected >= 1 && connected <= 2);
+  CHECK_EQ(refused, N - connected);
+  for (int i = 0; i < N; i++) h_close_wait(h[i]);
   h_close_wait(l);
 }
 #endif

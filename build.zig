@@ -50,7 +50,7 @@ const core_sources = [_][]const u8{
 /// Each backend's own files (Linux has io_uring and libuv, the run-time fallback).
 const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c" };
 const uv_sources = [_][]const u8{"src/backend_uv.c"};
-const iocp_sources = [_][]const u8{"src/backend_iocp.c"};
+const iocp_sources = [_][]const u8{ "src/backend_iocp.c", "src/iocp_read.c", "src/iocp_connect.c" };
 
 /// The C suite (tcp_suite): its main, the harness and the tests by topic.
 const suite_sources = [_][]const u8{
@@ -72,6 +72,7 @@ const suite_sources = [_][]const u8{
     "test_c/test_streams.c",
     "test_c/test_backend_faults.c",
     "test_c/test_portability.c",
+    "test_c/test_iocp.c",
     "test_c/test_unix.c",
 };
 

@@ -172,17 +172,6 @@ TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_
   return handle;
 }
 
-/* The one place a backend without Unix sockets refuses them. IOCP AF_UNIX:
- * not built yet -- backend_iocp.c sizes its AcceptEx/ConnectEx address
- * buffers for sockaddr_in6; drop this when it handles sockaddr_un. */
-static int32_t unix_transport_error(void) {
-#if defined(_WIN32)
-  return TCP_ERR_UNSUPPORTED;
-#else
-  return TCP_OK;
-#endif
-}
-
 TCP_API int64_t tcp_listen_unix(int64_t dart_port, const uint8_t *path, int32_t path_len, int32_t backlog,
                                 int32_t shared) {
   last_os_error = 0;
@@ -191,7 +180,6 @@ TCP_API int64_t tcp_listen_unix(int64_t dart_port, const uint8_t *path, int32_t 
   int32_t rc = sockaddr_from_unix_path(path, path_len, &sa, &sa_len);
   if (rc != TCP_OK) return rc;
   if (shared != 0 && shared != TCP_LISTEN_SHARED) return TCP_ERR_INVALID_ARGUMENT; /* no SO_REUSEPORT for paths */
-  if ((rc = unix_transport_error()) != TCP_OK) return rc;
   if ((rc = current_state_error()) != TCP_OK) return rc;
   if (shared == TCP_LISTEN_SHARED) {
     int64_t joined = join_group_locked(dart_port, &sa, sa_len, false);
@@ -300,7 +288,6 @@ TCP_API int64_t tcp_connect_unix(int64_t dart_port, int64_t request_id, const ui
   int peer_len = 0;
   int32_t rc = sockaddr_from_unix_path(path, path_len, &peer, &peer_len);
   if (rc != TCP_OK) return rc;
-  if ((rc = unix_transport_error()) != TCP_OK) return rc;
   if ((rc = current_state_error()) != TCP_OK) return rc;
   int os_error = 0;
   os_socket fd = os_socket_open(AF_UNIX, false, &os_error);

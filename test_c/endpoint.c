@@ -19,15 +19,74 @@
 #include "tracker.h"
 
 #if defined(_WIN32)
+#include <afunix.h>
+
+/* 0 when this Windows makes AF_UNIX stream sockets (Windows 10 1803+), else
+ * the WSA error of the probe: Wine 8 has no AF_UNIX provider at all
+ * (WSAEAFNOSUPPORT), so the _unix tests are declared skips there. */
+static int unix_probe_error(void) {
+  static int probed = -1;
+  if (probed >= 0) return probed;
+  SOCKET s = socket(AF_UNIX, SOCK_STREAM, 0);
+  probed = s == INVALID_SOCKET ? WSAGetLastError() : 0;
+  if (s != INVALID_SOCKET) closesocket(s);
+  return probed;
+}
+
 void h_require_unix(void) {
-  /* api.c refuses Unix sockets on Windows until backend_iocp.c handles them. */
-  SKIP("IOCP AF_UNIX: not built yet");
+  int err = unix_probe_error();
+  if (err != 0)
+    SKIP("no AF_UNIX sockets on this Windows: socket(AF_UNIX) fails with WSA error %d (Wine 8 has no AF_UNIX; "
+         "Windows 10 1803+ runs these)", err);
+}
+
+static char g_dir[MAX_PATH];
+static unsigned g_next_path;
+
+/* Removes every file in the run's directory (test end), then, at exit, it. */
+static void clean_dir(void) {
+  char pattern[MAX_PATH + 4], path[2 * MAX_PATH];
+  snprintf(pattern, sizeof pattern, "%s\\*", g_dir);
+  WIN32_FIND_DATAA found;
+  HANDLE h = FindFirstFileA(pattern, &found);
+  if (h == INVALID_HANDLE_VALUE) return;
+  do {
+    if (found.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) continue;
+    snprintf(path, sizeof path, "%s\\%s", g_dir, found.cFileName);
+    DeleteFileA(path); /* a socket file is a reparse point: DeleteFile removes the point itself */
+  } while (FindNextFileA(h, &found));
+  FindClose(h);
+}
+
+static void remove_dir(void) {
+  clean_dir();
+  RemoveDirectoryA(g_dir);
+}
+
+/* %TEMP%\zt-unix-PID, made once per run (short enough for sun_path's 108 bytes). */
+static const char *unix_dir(void) {
+  if (g_dir[0] != '\0') return g_dir;
+  char tmp[MAX_PATH];
+  DWORD n = GetTempPathA((DWORD)sizeof tmp, tmp);
+  if (n == 0 || n > 60) FAILF("GetTempPathA: no temporary folder short enough for sun_path");
+  snprintf(g_dir, sizeof g_dir, "%szt-unix-%lu", tmp, (unsigned long)GetCurrentProcessId());
+  if (!CreateDirectoryA(g_dir, NULL) && GetLastError() != ERROR_ALREADY_EXISTS) {
+    g_dir[0] = '\0';
+    FAILF("CreateDirectoryA failed: %lu", (unsigned long)GetLastError());
+  }
+  atexit(remove_dir);
+  return g_dir;
 }
 
 static h_endpoint new_unix_path(void) {
   h_require_unix();
   h_endpoint ep;
   memset(&ep, 0, sizeof ep);
+  ep.transport = H_UNIX;
+  int n = snprintf((char *)ep.path, sizeof ep.path, "%s\\s%u", unix_dir(), ++g_next_path);
+  CHECK(n > 0 && n < (int)sizeof ep.path);
+  ep.path_len = n;
+  h_at_test_end(clean_dir);
   return ep;
 }
 #else
@@ -159,7 +218,18 @@ raw_sock h_raw_connect(const h_endpoint *ep) {
   if (ep->transport == H_TCP) return raw_connect4(ep->port);
 #if defined(_WIN32)
   h_require_unix();
-  return RAW_INVALID;
+  raw_sock s = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (s == RAW_INVALID) FAILF("socket(AF_UNIX) failed: %d", WSAGetLastError());
+  SOCKADDR_UN sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  memcpy(sa.sun_path, ep->path, (size_t)ep->path_len);
+  if (connect(s, (struct sockaddr *)&sa, (int)sizeof sa) != 0) {
+    int err = WSAGetLastError();
+    raw_closesocket(s);
+    FAILF("raw connect to %s failed: WSA error %d", (const char *)ep->path, err);
+  }
+  return s;
 #else
   raw_sock s = socket(AF_UNIX, SOCK_STREAM, 0);
   if (s == RAW_INVALID) FAILF("socket(AF_UNIX) failed");

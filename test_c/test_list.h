@@ -4,7 +4,8 @@
  * X(name) stands for `void test_name(void)`, defined in one of the topic files
  * test_lifecycle.c, test_data.c, test_close_cancel.c, test_errors.c,
  * test_options.c, test_isolates.c, test_streams.c, test_backend_faults.c,
- * test_portability.c and test_unix.c. suite.c makes the runner's table of it.
+ * test_portability.c, test_iocp.c and test_unix.c. suite.c makes the runner's
+ * table of it.
  * X(name): a test that runs once (TCP, or its own sockets). XT(name): a
  * transport-neutral test, run twice -- as name_tcp over TCP and as name_unix
  * over Unix domain sockets (endpoint.h): one body, two transports.
@@ -70,6 +71,10 @@
   X(iocp_cancel_misses) \
   X(iocp_accept_context_failure) \
   X(iocp_error_mapping) \
+  X(idle_reads_hold_no_buffer) \
+  X(iocp_spurious_readable) \
+  X(iocp_spurious_readable_always) \
+  X(iocp_unix_without_provider) \
   X(unix_path_too_long) \
   X(unix_path_bad_input) \
   X(unix_path_in_use) \

@@ -15,8 +15,13 @@
 #include "test_list.h"
 
 #if defined(_WIN32)
-#define UNIX_TEST(name) \
-  void test_##name(void) { h_require_unix(); }
+/* These bodies use POSIX file calls (chmod, stat, fork, abstract names); on
+ * Windows the transport-neutral _unix tests (test_list.h, XT) cover AF_UNIX. */
+#define UNIX_TEST(name)                                                                       \
+  void test_##name(void) {                                                                    \
+    h_require_unix();                                                                         \
+    SKIP("a Unix-specific test written with POSIX file calls: not ported to Windows yet");   \
+  }
 UNIX_TEST(unix_path_too_long)
 UNIX_TEST(unix_path_bad_input)
 UNIX_TEST(unix_path_in_use)

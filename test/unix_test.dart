@@ -377,6 +377,8 @@ void abstractTests() {
     final ServerSocket dartIo = await ServerSocket.bind(first, 0);
     final Future<Socket> acceptedByDartIo = dartIo.first;
     final Connection client = await Connection.connect(first, 0);
+    // Both dart:io sockets are destroyed below, which closes their sinks.
+    // ignore: close_sinks
     final Socket served = await acceptedByDartIo;
     served.add(<int>[9]);
     await served.flush();
@@ -387,6 +389,7 @@ void abstractTests() {
     final InternetAddress second = unixAddress(abstractName());
     final Listener listener = await Listener.bind(second, 0);
     final Future<Connection> accepted = listener.accept();
+    // ignore: close_sinks
     final Socket dartIoClient = await Socket.connect(second, 0);
     final Connection server = await accepted;
     await server.write(<int>[5]);
@@ -410,6 +413,8 @@ void socketTests() {
     final StreamSubscription<Socket> subscription =
         server.listen(accepted.complete);
     final ZigSocket client = await ZigSocket.connect(path, 0);
+    // Its pipe closes it.
+    // ignore: close_sinks
     final Socket served = await accepted.future;
     expect(client.address, path);
     expect(client.remoteAddress, path);
@@ -437,7 +442,10 @@ void socketTests() {
     final InternetAddress path = socketIn(scratch());
     final ZigServerSocket server = await ZigServerSocket.bind(path, 0);
     final Future<Socket> accepted = server.first;
+    // Both are destroyed below, which closes their sinks.
+    // ignore: close_sinks
     final ZigSocket client = await ZigSocket.connect(path, 0);
+    // ignore: close_sinks
     final Socket served = await accepted;
     for (final Socket s in <Socket>[client, served]) {
       final Object? error =
@@ -457,6 +465,8 @@ void socketTests() {
     final InternetAddress path = socketIn(scratch());
     final Listener listener = await Listener.bind(path, 0);
     final Future<Connection> accepted = listener.accept();
+    // Destroyed at the end, which closes its sink.
+    // ignore: close_sinks
     final ZigSocket client = await ZigSocket.connect(path, 0);
     final Connection server = await accepted;
     await listener.close();
@@ -482,6 +492,8 @@ void socketTests() {
     await server.close();
     await done.future;
     expect(received, total);
+    await sub.cancel();
+    client.destroy();
   });
 
   test('runWithZigTcp: ServerSocket.bind, Socket.connect and '
@@ -492,9 +504,12 @@ void socketTests() {
       expect(server, isA<ZigServerSocket>());
       expect(server.port, 0);
       final StreamIterator<Socket> accepted = StreamIterator<Socket>(server);
+      // Both are destroyed below, which closes their sinks.
+      // ignore: close_sinks
       final Socket viaConnect = await Socket.connect(path, 0);
       expect(viaConnect, isA<ZigSocket>());
       final ConnectionTask<Socket> task = await Socket.startConnect(path, 0);
+      // ignore: close_sinks
       final Socket viaTask = await task.socket;
       expect(viaTask, isA<ZigSocket>());
       for (int i = 0; i < 2; i++) {

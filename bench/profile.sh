@@ -6,8 +6,11 @@
 # cpu-clock) and prints the top symbols.
 #
 #   bench/profile.sh SERVER [CONNS] [SIZE] [SECONDS]
-#   SERVER: engine-io_uring | engine-uv | epoll | io_uring | libuv | node | tokio
+#   SERVER: engine-io_uring | engine-uv | engine-io_uring-stream | engine-uv-stream
+#           | epoll | io_uring | libuv | node | tokio
 #           | dartio-model (a MODEL of dart:io in C, bench/dartio_model_server.c)
+#   (-stream: the engine server's stream driver, tcp_read_stream with a 256 KiB
+#   window, as ZigSocket's Stream; the others: one tcp_read per message)
 #
 # Needs the binaries ./run-benchmark builds (.tools/bench-bin) and perf
 # (Debian linux-perf). Output goes to stdout and bench/out/profile-SERVER.txt.
@@ -27,6 +30,9 @@ env_add=()
 case "$server" in
   engine-io_uring) cmd=("$bin/engine_server" "$port" echo 65536 1); env_add=(ZIG_TCP_BACKEND=io_uring) ;;
   engine-uv) cmd=("$bin/engine_server" "$port" echo 65536 1); env_add=(ZIG_TCP_BACKEND=uv) ;;
+  engine-io_uring-stream)
+    cmd=("$bin/engine_server" "$port" echo 65536 1 1 stream 262144); env_add=(ZIG_TCP_BACKEND=io_uring) ;;
+  engine-uv-stream) cmd=("$bin/engine_server" "$port" echo 65536 1 1 stream 262144); env_add=(ZIG_TCP_BACKEND=uv) ;;
   epoll) cmd=("$bin/epoll_server" "$port" echo 65536) ;;
   io_uring) cmd=("$bin/uring_server" "$port" echo 65536) ;;
   libuv) cmd=("$bin/uv_server" "$port" echo 65536) ;;

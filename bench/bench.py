@@ -33,12 +33,23 @@ CLIENT_CPU = "0"
 
 
 # ---------------------------------------------------------------- servers
+# The stream driver's window: ZigSocket.readWindowBytes (lib/src/socket.dart).
+STREAM_WINDOW_BYTES = 256 * 1024
+
+
 def engine_servers(binary, suffix, full):
     """The engine's servers for one engine_server binary; suffix "" (the main
-    engine) or "@<commit>" (the base engine of an A/B run)."""
+    engine) or "@<commit>" (the base engine of an A/B run). The -stream servers
+    (main engine only: a base's harness may predate read streams) run the
+    stream driver, what ZigSocket's Stream does: one tcp_read_stream per
+    connection, each chunk acknowledged after the consumer thread handled it."""
     s = {}
-    s["engine-io_uring" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "io_uring"})
-    s["engine-uv" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], {"ZIG_TCP_BACKEND": "uv"})
+    for backend in ("io_uring", "uv"):
+        env = {"ZIG_TCP_BACKEND": backend}
+        s[f"engine-{backend}{suffix}"] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], env)
+        if not suffix:
+            s[f"engine-{backend}-stream"] = (
+                lambda p, m, b: [binary, str(p), m, str(b), "1", "1", "stream", str(STREAM_WINDOW_BYTES)], env)
     if full:  # two "isolates": two ports, two listeners sharing the port
         s["engine-io_uring-2iso" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "2"],
                                               {"ZIG_TCP_BACKEND": "io_uring"})
@@ -115,6 +126,9 @@ class Server:
         if not line.startswith("ready"):
             err = self.stop()
             raise RuntimeError(f"server {name} did not start: {line!r} {err[-500:]!r}")
+        if name.endswith("-stream") and not line.endswith(" stream"):
+            self.stop()  # an engine_server without the stream driver would run one-shot reads silently
+            raise RuntimeError(f"server {name}: its engine_server has no stream driver ({line!r})")
         self.ready_line = line
         self.pid = self.proc.pid
 
@@ -416,6 +430,38 @@ def targets(summary):
     return out
 
 
+def issue13_targets(summary):
+    """Issue 13's throughput targets (streaming reads), each a ratio of medians
+    in this run; a target whose servers are not all in the run is left out."""
+    def get(wk, srv, field):
+        r = next((x for x in summary if x["workload"] == wk and x["server"] == srv), None)
+        return r[field]["median"] if r and r.get(field) else None
+
+    def ratio(wk, srv, ref, field, want, text):
+        e, o = get(wk, srv, field), get(wk, ref, field)
+        if e and o:
+            out.append({"target": text, "ratio": round(e / o, 3), "met": e / o >= want})
+
+    out = []
+    for conns in (100, 1000):
+        wk = f"echo {conns}c d1 64B"
+        ratio(wk, "engine-io_uring-stream", "io_uring", "req_per_s", 1.0,
+              f"echo 64 B, {conns} conns: engine-io_uring-stream / plain io_uring >= 1.0")
+        for srv in ("engine-uv", "engine-uv-stream"):
+            ratio(wk, srv, "libuv", "req_per_s", 1.0, f"echo 64 B, {conns} conns: {srv} / plain libuv >= 1.0")
+    for srv in ("engine-io_uring", "engine-io_uring-stream", "engine-uv", "engine-uv-stream"):
+        ratio("bulk 1c 1K", srv, "iperf3", "mb_per_s", 0.85, f"bulk 1 KiB writes: {srv} / iperf3 >= 0.85")
+    pat = re.compile(r"^echo (\d+)c d1 64B$")
+    for wk in sorted({x["workload"] for x in summary if pat.match(x["workload"])},
+                     key=lambda w: int(pat.match(w).group(1))):
+        for srv in ("engine-io_uring-stream", "engine-uv-stream"):
+            e, o = get(wk, srv, "req_per_s"), get(wk, "dartio-model", "req_per_s")
+            if e and o:
+                out.append({"target": f"{wk}: {srv} ahead of dartio-model (> 1.0)", "ratio": round(e / o, 3),
+                            "met": e / o > 1.0})
+    return out
+
+
 # ---------------------------------------------------------------- plot
 def plot(summary, servers, path):
     try:
@@ -665,6 +711,11 @@ def report_text(facts, engine_info, build_failed, echo, mem_rows, servers):
         if tgt:
             txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
             txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt)
+        tgt13 = issue13_targets(echo["summary"])
+        if tgt13:
+            txt += "\n\n### targets of issue 13 (streaming reads; ratios of medians, same run)\n\n"
+            txt += "| target | ratio | met |\n|---|---|---|\n"
+            txt += "\n".join(f"| {t['target']} | {t['ratio']} | {'yes' if t['met'] else 'NO'} |" for t in tgt13)
     if mem_rows:
         txt += "\n" + memory.table(mem_rows, servers)
     return txt
@@ -741,7 +792,7 @@ def main():
     doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full, "ab": a.ab,
                                          "memory": a.memory, "base": a.engine_base, "servers": servers,
                                          "workloads": [wl_key(w) for w in wls]},
-           "targets": targets(summary), "engine_vs_base": ab, "summary": summary, "runs": runs}
+           "targets": targets(summary), "targets_issue13": issue13_targets(summary), "engine_vs_base": ab, "summary": summary, "runs": runs}
     if plan:
         doc["memory"] = {"conns": plan[0], "sizes": plan[1], "client_sources": memory.SOURCES,
                          "method": memory.__doc__.strip(), "targets": memory.targets(mem_rows), "rows": mem_rows}

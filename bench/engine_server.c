@@ -13,18 +13,34 @@
  *                  0 / error: tcp_close
  *   close done  -> forget the connection
  *
+ * That is the ONE-SHOT driver (Connection.read() in lib/src/connection.dart).
+ * The STREAM driver is what ZigSocket's Stream<Uint8List> does
+ * (lib/src/socket.dart, read_stream.dart): one tcp_read_stream per connection
+ * with a window, and per DATA completion the listener's work first, then the
+ * acknowledgement -- in the consumer thread, after the "isolate" consumed the
+ * bytes, as _onReadData does (_controller.add(data), then ack(data.length)):
+ *
+ *   accept done -> set noDelay, tcp_read_stream(WINDOW_BYTES), accept again
+ *   DATA        -> echo: tcp_write of the bytes; drop the Uint8List;
+ *                  tcp_read_stream_ack(its length)   (sink: drop it, ack)
+ *   FINAL       -> 0 / error: tcp_close (CLOSED / SHUTDOWN: a close already runs)
+ *
  * With ISOLATES > 1 each isolate has its own port and its own listener, bound
  * to the same port with shared = 1 (Dart's ServerSocket.bind(shared: true)).
  * The backend is the engine's default, or ZIG_TCP_BACKEND=io_uring|uv.
  *
  *   engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]
+ *                 [oneshot|stream] [WINDOW_BYTES]
  *
- * READS_IN_FLIGHT (default 1, what lib/src/socket.dart does today) keeps that
- * many tcp_read calls queued per connection (the engine serves them in call
- * order), to measure what a read-ahead in the Dart layer would gain.
+ * READS_IN_FLIGHT (one-shot driver; default 1, what Connection.read() callers
+ * do) keeps that many tcp_read calls queued per connection (the engine serves
+ * them in call order), to measure what a read-ahead would gain. The stream
+ * driver ignores READ_BYTES and READS_IN_FLIGHT (the engine sizes its own
+ * receives, at most 64 KiB each); WINDOW_BYTES defaults to 256 KiB, ZigSocket's
+ * readWindowBytes.
  *
- * Prints "ready PORT BACKEND" once listening; SIGTERM / SIGINT shut the engine
- * down cleanly (tcp_shutdown) and print batching counters on stderr.
+ * Prints "ready PORT BACKEND DRIVER" once listening; SIGTERM / SIGINT shut the
+ * engine down cleanly (tcp_shutdown) and print batching counters on stderr.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -39,7 +55,7 @@
 #include "fake_dart.h"
 #include "tcp.h"
 
-enum { OP_ACCEPT = 1, OP_READ = 2, OP_WRITE = 3, OP_CLOSE = 4 };
+enum { OP_ACCEPT = 1, OP_READ = 2, OP_WRITE = 3, OP_CLOSE = 4, OP_STREAM = 5 };
 #define OP_BITS 3
 #define ACCEPTS_IN_FLIGHT 4
 #define BATCH_MAX 256
@@ -54,12 +70,14 @@ typedef struct isolate {
   uint32_t *free_slots;
   uint32_t cap, used, nfree;
   /* counters */
-  uint64_t completions, batches, reads, writes, bytes, accepts, closes, errors;
+  uint64_t completions, batches, reads, writes, bytes, accepts, closes, errors, acks;
 } isolate;
 
 static int g_sink;
 static int64_t g_read_bytes = 65536;
 static int g_reads_in_flight = 1;
+static int g_stream;                        /* the stream driver, else one-shot */
+static int64_t g_window_bytes = 256 * 1024; /* ZigSocket.readWindowBytes */
 static atomic_int g_stopping;
 
 static int64_t rid(uint32_t slot, int op) { return ((int64_t)slot << OP_BITS) | op; }
@@ -106,45 +124,85 @@ static void start_read(isolate *iso, uint32_t slot) {
   }
 }
 
+/* An error that is not part of an ordinary end (the peer's reset, our own
+ * close or shutdown). */
+static int unexpected_error(int64_t result) {
+  return result < 0 && result != TCP_ERR_CLOSED && result != TCP_ERR_SHUTDOWN &&
+         result != TCP_ERR_CONNECTION_RESET && result != TCP_ERR_BROKEN_PIPE;
+}
+
+/* Starts the stream driver's one read stream on a new connection. */
+static void start_stream(isolate *iso, uint32_t slot) {
+  int32_t r = tcp_read_stream(iso->handles[slot], rid(slot, OP_STREAM), g_window_bytes);
+  if (r < 0) {
+    iso->errors++;
+    close_slot(iso, slot);
+  }
+}
+
+static void on_accept(isolate *iso, fd_completion *c) {
+  if (c->result > 0) {
+    iso->accepts++;
+    uint32_t s = slot_alloc(iso, c->result);
+    tcp_set_no_delay(c->result, 1);
+    if (g_stream) start_stream(iso, s);
+    else for (int k = 0; k < g_reads_in_flight; k++) start_read(iso, s);
+    tcp_accept(iso->listener, rid(0, OP_ACCEPT));
+  } else if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN && !atomic_load(&g_stopping)) {
+    iso->errors++;
+    tcp_accept(iso->listener, rid(0, OP_ACCEPT)); /* e.g. EMFILE: keep accepting */
+  }
+}
+
+/* Bytes that arrived (either driver): echoed, or dropped by the sink. The
+ * Uint8List becomes garbage once the "listener" returns. */
+static void consume_bytes(isolate *iso, uint32_t slot, fd_completion *c) {
+  iso->reads++;
+  iso->bytes += (uint64_t)c->result;
+  if (!g_sink) {
+    if (tcp_write(iso->handles[slot], rid(slot, OP_WRITE), c->data, (int64_t)c->len) == 0) iso->writes++;
+    else iso->errors++;
+  }
+  fake_dart_release(c);
+}
+
+static void on_read(isolate *iso, uint32_t slot, fd_completion *c) {
+  if (iso->handles[slot] <= 0) return; /* closing: a late read of a closed connection */
+  if (c->result > 0) {
+    consume_bytes(iso, slot, c);
+    start_read(iso, slot);
+    return;
+  }
+  if (unexpected_error(c->result)) iso->errors++;
+  if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
+}
+
+/* A read stream's completion: DATA (result > 0) is consumed, then
+ * acknowledged, as ZigSocket does for an unpaused listener; the FINAL one
+ * (result <= 0) ends the connection unless a close already runs. */
+static void on_stream(isolate *iso, uint32_t slot, fd_completion *c) {
+  if (iso->handles[slot] <= 0) return; /* closing: the stream's last chunks have no reader */
+  if (c->result > 0) {
+    int64_t bytes = c->result;
+    consume_bytes(iso, slot, c);
+    /* refused only once the stream is over in the engine: its final follows */
+    if (tcp_read_stream_ack(iso->handles[slot], bytes) == TCP_OK) iso->acks++;
+    return;
+  }
+  if (unexpected_error(c->result)) iso->errors++;
+  if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
+}
+
 static void on_completion(isolate *iso, fd_completion *c) {
   int op = (int)(c->request_id & ((1 << OP_BITS) - 1));
   uint32_t slot = (uint32_t)(c->request_id >> OP_BITS);
   iso->completions++;
   switch (op) {
-    case OP_ACCEPT:
-      if (c->result > 0) {
-        iso->accepts++;
-        uint32_t s = slot_alloc(iso, c->result);
-        tcp_set_no_delay(c->result, 1);
-        for (int k = 0; k < g_reads_in_flight; k++) start_read(iso, s);
-        tcp_accept(iso->listener, rid(0, OP_ACCEPT));
-      } else if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN && !atomic_load(&g_stopping)) {
-        iso->errors++;
-        tcp_accept(iso->listener, rid(0, OP_ACCEPT)); /* e.g. EMFILE: keep accepting */
-      }
-      break;
-    case OP_READ:
-      if (iso->handles[slot] <= 0) break; /* closing: a late read of a closed connection */
-      if (c->result > 0) {
-        iso->reads++;
-        iso->bytes += (uint64_t)c->result;
-        if (!g_sink) {
-          if (tcp_write(iso->handles[slot], rid(slot, OP_WRITE), c->data, (int64_t)c->len) == 0) iso->writes++;
-          else iso->errors++;
-        }
-        fake_dart_release(c); /* the Uint8List becomes garbage */
-        start_read(iso, slot);
-      } else {
-        if (c->result < 0 && c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN &&
-            c->result != TCP_ERR_CONNECTION_RESET)
-          iso->errors++;
-        if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
-      }
-      break;
+    case OP_ACCEPT: on_accept(iso, c); break;
+    case OP_READ: on_read(iso, slot, c); break;
+    case OP_STREAM: on_stream(iso, slot, c); break;
     case OP_WRITE:
-      if (c->result < 0 && c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN &&
-          c->result != TCP_ERR_CONNECTION_RESET && c->result != TCP_ERR_BROKEN_PIPE)
-        iso->errors++;
+      if (unexpected_error(c->result)) iso->errors++;
       break;
     case OP_CLOSE:
       iso->closes++;
@@ -170,7 +228,9 @@ static void *isolate_main(void *arg) {
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]\n");
+    fprintf(stderr,
+            "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT] [oneshot|stream] "
+            "[WINDOW_BYTES]\n");
     return 2;
   }
   int port = atoi(argv[1]);
@@ -178,7 +238,11 @@ int main(int argc, char **argv) {
   if (argc > 3) g_read_bytes = atoll(argv[3]);
   int nisolates = argc > 4 ? atoi(argv[4]) : 1;
   g_reads_in_flight = argc > 5 ? atoi(argv[5]) : 1;
-  if (nisolates < 1 || nisolates > 16 || g_reads_in_flight < 1 || g_reads_in_flight > 64 || g_read_bytes < 1 || g_read_bytes > TCP_READ_BYTES_MAX) {
+  int driver_ok = argc <= 6 || strcmp(argv[6], "oneshot") == 0 || strcmp(argv[6], "stream") == 0;
+  g_stream = argc > 6 && strcmp(argv[6], "stream") == 0;
+  if (argc > 7) g_window_bytes = atoll(argv[7]);
+  if (nisolates < 1 || nisolates > 16 || g_reads_in_flight < 1 || g_reads_in_flight > 64 || g_read_bytes < 1 ||
+      g_read_bytes > TCP_READ_BYTES_MAX || !driver_ok || g_window_bytes < 1 || g_window_bytes > TCP_READ_BYTES_MAX) {
     fprintf(stderr, "engine_server: bad arguments\n");
     return 2;
   }
@@ -216,7 +280,7 @@ int main(int argc, char **argv) {
     }
     pthread_create(&iso->thread, NULL, isolate_main, iso);
   }
-  printf("ready %d %s\n", port, tcp_backend_name());
+  printf("ready %d %s %s\n", port, tcp_backend_name(), g_stream ? "stream" : "oneshot");
   fflush(stdout);
 
   int sig = 0;
@@ -233,10 +297,11 @@ int main(int argc, char **argv) {
     isolate *iso = &isos[i];
     all += iso->completions;
     fprintf(stderr,
-            "engine_server isolate %d: accepts %llu closes %llu reads %llu writes %llu bytes %llu errors %llu; "
-            "completions %llu in %llu wake-ups (%.2f per wake-up)\n",
+            "engine_server isolate %d: accepts %llu closes %llu reads %llu writes %llu acks %llu bytes %llu "
+            "errors %llu; completions %llu in %llu wake-ups (%.2f per wake-up)\n",
             i, (unsigned long long)iso->accepts, (unsigned long long)iso->closes, (unsigned long long)iso->reads,
-            (unsigned long long)iso->writes, (unsigned long long)iso->bytes, (unsigned long long)iso->errors,
+            (unsigned long long)iso->writes, (unsigned long long)iso->acks, (unsigned long long)iso->bytes,
+            (unsigned long long)iso->errors,
             (unsigned long long)iso->completions, (unsigned long long)iso->batches,
             iso->batches ? (double)iso->completions / (double)iso->batches : 0.0);
   }

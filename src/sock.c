@@ -319,6 +319,7 @@ static void settle_connect(tcp_op *op, tcp_sock *s, int64_t result) {
 void sock_op_ended(tcp_op *op) {
   ASSERT_LOCKED();
   tcp_sock *s = op->sock;
+  const op_kind kind = op->kind;
   ZT_ASSERT(op->state == OP_SUBMITTED || (op->state == OP_STARTED && op->ended_by_cancel));
   ZT_ASSERT(s->inflight > 0);
   s->inflight--;
@@ -344,9 +345,10 @@ void sock_op_ended(tcp_op *op) {
     pump_writes(s);
     return;
   }
-  /* Closing: what waited behind this op ends now, in order. */
-  if (op->kind == OP_READ) end_all_unstarted(s, &s->reads, s->close_reason);
-  if (op->kind == OP_WRITE || op->kind == OP_SHUTDOWN_WRITE) end_all_unstarted(s, &s->writes, s->close_reason);
+  /* Closing: what waited behind this op ends now, in order. (kind, not
+   * op->kind: a stream's empty receive was freed above.) */
+  if (kind == OP_READ) end_all_unstarted(s, &s->reads, s->close_reason);
+  if (kind == OP_WRITE || kind == OP_SHUTDOWN_WRITE) end_all_unstarted(s, &s->writes, s->close_reason);
   if (s->inflight == 0 && !s->release_requested) request_release(s);
 }
 

@@ -32,6 +32,7 @@
 #include <uv.h>
 
 #include "backend.h"
+#include "platform.h"
 
 #if !defined(MSG_NOSIGNAL)
 #define MSG_NOSIGNAL 0 /* Apple: SO_NOSIGPIPE is set on every socket instead */
@@ -44,17 +45,29 @@ typedef struct uv_op {
   bool cancelled;
 } uv_op;
 
-/* Allocated by adopt; tcp_sock.backend holds the pointer. */
+/* Made by adopt, in the backend's record slab (ops.h: an idle connection's
+ * state stays off the arenas its busy time's buffers churn); tcp_sock.backend
+ * holds the pointer. Every idle connection pays for it: 192 bytes on Linux
+ * x86_64, 160 of them libuv's uv_poll_t. */
 typedef struct uv_sock {
+  uv_poll_t poll;      /* poll.data: this uv_sock */
   tcp_sock *sock;
-  uv_backend *owner;
-  uv_poll_t poll;
-  int events;          /* what the poll watches now (UV_READABLE | UV_WRITABLE) */
+  union {
+    struct {           /* a connection's */
+      tcp_op *read_op;
+      union {          /* the core starts no write before the connect ended */
+        tcp_op *write_op;
+        tcp_op *connect_op; /* while connecting is set */
+      };
+    };
+    queue *accepts;    /* a listener's waiting accepts (tcp_op.backend_link); its own
+                          allocation, so that a connection's record stays 192 bytes */
+  };
+  bool connecting;     /* connect_op holds the pending connect */
+  uint8_t events;      /* what the poll watches now (UV_READABLE | UV_WRITABLE) */
   bool poll_init, poll_closing, release_started;
   bool keep_reading;   /* watch readability although no read waits (see the top) */
   bool nonblocking;    /* O_NONBLOCK set on the fd */
-  tcp_op *read_op, *write_op, *connect_op;
-  queue accepts;       /* waiting accepts (tcp_op.backend_link) */
 } uv_sock;
 
 /* Reads of up to this many bytes go through the scratch buffer; a larger
@@ -67,14 +80,30 @@ struct uv_backend {
   uv_async_t wake_async;
   uv_timer_t poll_timer; /* bounds a waiting poll */
   uint8_t *scratch;      /* SCRATCH_BYTES; I/O thread only */
+  /* The uv_socks: adopt runs on any thread under the engine lock, a release
+   * ends on the I/O thread without it, hence a lock of their own. */
+  plat_mutex socks_lock;
+  record_slab socks;
 };
 
+#if defined(__linux__) && defined(__x86_64__)
+_Static_assert(sizeof(uv_sock) <= 192, "uv_sock grew: every idle connection pays for it (issue 13)");
+#endif
 _Static_assert(sizeof(uv_op) <= OP_BACKEND_BYTES, "uv_op must fit tcp_op.backend");
 _Static_assert(sizeof(uv_sock *) <= SOCK_BACKEND_BYTES, "tcp_sock.backend holds a pointer");
 
 static uv_op *uv_op_of(tcp_op *op) { return (uv_op *)(void *)op->backend; }
 static uv_backend *self(backend *b) { return (uv_backend *)(void *)b; }
-static backend_sink *sink_of(uv_sock *us) { return us->owner->base.sink; }
+/* The one backend of the process (the engine is a process-wide singleton):
+ * set by create, cleared by destroy; a uv_sock need not carry a pointer. */
+static uv_backend *the_backend;
+
+static uv_backend *owner_of(uv_sock *us) {
+  (void)us;
+  ZT_ASSERT(the_backend != NULL);
+  return the_backend;
+}
+static backend_sink *sink_of(uv_sock *us) { return owner_of(us)->base.sink; }
 
 static uv_sock *sock_state(tcp_sock *s) {
   uv_sock *us;
@@ -111,7 +140,7 @@ static int ensure_poll(uv_sock *us) {
   if (us->poll_init) return 0;
   int err = set_nonblocking(us);
   if (err != 0) return err;
-  int rc = uv_poll_init_socket(&us->owner->loop, &us->poll, us->sock->fd);
+  int rc = uv_poll_init_socket(&owner_of(us)->loop, &us->poll, us->sock->fd);
   if (rc != 0) return errno_of(rc);
   us->poll_init = true;
   us->poll.data = us;
@@ -121,15 +150,27 @@ static int ensure_poll(uv_sock *us) {
 /* Watches exactly what the socket's waiting operations need. 0 or an errno. */
 static int update_events(uv_sock *us) {
   int want = 0;
-  if (us->read_op != NULL || us->keep_reading || !queue_empty(&us->accepts)) want |= UV_READABLE;
-  if (us->write_op != NULL || us->connect_op != NULL) want |= UV_WRITABLE;
+  if (us->sock->kind == SOCK_LISTENER) {
+    if (!queue_empty(us->accepts)) want |= UV_READABLE;
+  } else {
+    if (us->read_op != NULL || us->keep_reading) want |= UV_READABLE;
+    if (us->write_op != NULL) want |= UV_WRITABLE; /* a write, or the connect */
+  }
   if (want == us->events || us->poll_closing) return 0;
   int err = ensure_poll(us);
   if (err != 0) return err;
   int rc = want == 0 ? uv_poll_stop(&us->poll) : uv_poll_start(&us->poll, want, on_poll_event);
   if (rc != 0) return errno_of(rc);
-  us->events = want;
+  us->events = (uint8_t)want;
   return 0;
+}
+
+static void free_sock_state(uv_sock *us) {
+  uv_backend *u = owner_of(us);
+  if (us->sock->kind == SOCK_LISTENER) free(us->accepts); /* empty, or NULL (adopt failed) */
+  plat_lock(&u->socks_lock);
+  slab_free(&u->socks, us);
+  plat_unlock(&u->socks_lock);
 }
 
 static void finish_release(uv_sock *us) {
@@ -138,7 +179,7 @@ static void finish_release(uv_sock *us) {
   s->fd = -1;
   backend_sink *sink = sink_of(us);
   set_sock_state(s, NULL);
-  free(us);
+  free_sock_state(us);
   sink_sock_released(sink, s);
 }
 
@@ -149,7 +190,7 @@ static void on_poll_closed(uv_handle_t *h) { finish_release(h->data); }
 /* recv for op: > 0 bytes (now the op's), 0 end of stream, -1 with *err
  * (EAGAIN: nothing yet). */
 static ssize_t receive(uv_sock *us, tcp_op *op, int *err) {
-  uint8_t *buf = op->len <= SCRATCH_BYTES ? us->owner->scratch : malloc(op->len);
+  uint8_t *buf = op->len <= SCRATCH_BYTES ? owner_of(us)->scratch : malloc(op->len);
   if (buf == NULL) {
     *err = ENOMEM;
     return -1;
@@ -159,11 +200,11 @@ static ssize_t receive(uv_sock *us, tcp_op *op, int *err) {
     n = recv(us->sock->fd, buf, op->len, 0);
   } while (n < 0 && errno == EINTR);
   *err = n < 0 ? errno : 0;
-  if (n > 0 && buf == us->owner->scratch && !op_read_copy(op, buf, (size_t)n)) {
+  if (n > 0 && buf == owner_of(us)->scratch && !op_read_copy(op, buf, (size_t)n)) {
     *err = ENOMEM; /* the bytes are lost: the stream is broken */
     return -1;
   }
-  if (buf != us->owner->scratch) {
+  if (buf != owner_of(us)->scratch) {
     uint8_t *shrunk = n > 0 && (size_t)n <= op->len / 2 ? realloc(buf, (size_t)n) : NULL;
     if (n > 0) op_read_adopt(op, shrunk != NULL ? shrunk : buf);
     else free(buf);
@@ -222,6 +263,7 @@ static void start_write(uv_sock *us, tcp_op *op) {
     report(us, op, -1, err);
     return;
   }
+  ZT_ASSERT(!us->connecting && us->write_op == NULL);
   us->write_op = op;
   try_write(us);
   err = update_events(us);
@@ -239,8 +281,10 @@ static void start_shutdown_write(uv_sock *us, tcp_op *op) {
 /* ---- connect --------------------------------------------------------------- */
 
 static void finish_connect(uv_sock *us, int os_error) {
+  ZT_ASSERT(us->connecting);
   tcp_op *op = us->connect_op;
   us->connect_op = NULL;
+  us->connecting = false;
   (void)update_events(us);
   report(us, op, os_error ? -1 : 0, os_error);
 }
@@ -255,7 +299,9 @@ static void connect_ready(uv_sock *us, int status, int events) {
 }
 
 static void start_connect(uv_sock *us, tcp_op *op) {
+  ZT_ASSERT(us->connect_op == NULL && us->read_op == NULL);
   us->connect_op = op;
+  us->connecting = true;
   int err = set_nonblocking(us);
   if (err != 0) {
     finish_connect(us, err);
@@ -324,13 +370,13 @@ static bool accept_error_is_transient(int err) {
 }
 
 static tcp_op *accept_pop(uv_sock *us) {
-  qlink *l = queue_pop(&us->accepts);
+  qlink *l = queue_pop(us->accepts);
   return l != NULL ? QUEUE_ENTRY(l, tcp_op, backend_link) : NULL;
 }
 
 /* Pairs waiting accepts with queued connections, first come first served. */
 static void serve_accepts(uv_sock *us) {
-  while (!queue_empty(&us->accepts)) {
+  while (!queue_empty(us->accepts)) {
     int err = 0;
     int fd = accept_nonblocking(us->sock->fd, &err);
     if (fd >= 0) {
@@ -354,7 +400,7 @@ static void start_accept(uv_sock *us, tcp_op *op) {
     report(us, op, -1, err);
     return;
   }
-  queue_push(&us->accepts, &op->backend_link);
+  queue_push(us->accepts, &op->backend_link);
   serve_accepts(us);
 }
 
@@ -369,7 +415,7 @@ static void on_poll_event(uv_poll_t *h, int status, int events) {
   /* An error (status < 0): the socket calls themselves report the reason. */
   bool readable = status < 0 || (events & UV_READABLE);
   bool writable = status < 0 || (events & UV_WRITABLE);
-  if (us->connect_op != NULL) {
+  if (us->connecting) {
     connect_ready(us, status, events);
     return;
   }
@@ -407,10 +453,14 @@ static void uv_backend_cancel(backend *b, tcp_op *op) {
   uv_sock *us = sock_state(op->sock);
   uv_op_of(op)->cancelled = true;
   switch (op->kind) {
-    case OP_CONNECT: ZT_ASSERT(us->connect_op == op); us->connect_op = NULL; break;
-    case OP_ACCEPT: queue_remove(&us->accepts, &op->backend_link); break;
+    case OP_CONNECT:
+      ZT_ASSERT(us->connecting && us->connect_op == op);
+      us->connect_op = NULL;
+      us->connecting = false;
+      break;
+    case OP_ACCEPT: queue_remove(us->accepts, &op->backend_link); break;
     case OP_READ: ZT_ASSERT(us->read_op == op); us->read_op = NULL; us->keep_reading = false; break;
-    case OP_WRITE: ZT_ASSERT(us->write_op == op); us->write_op = NULL; break;
+    case OP_WRITE: ZT_ASSERT(!us->connecting && us->write_op == op); us->write_op = NULL; break;
     default: ZT_ASSERT(!"only connect, accept, read and write stay submitted"); break;
   }
   (void)update_events(us); /* a failure here only leaves a watch on: harmless */
@@ -418,10 +468,17 @@ static void uv_backend_cancel(backend *b, tcp_op *op) {
 }
 
 static int32_t uv_backend_adopt(backend *b, tcp_sock *s) {
-  uv_sock *us = calloc(1, sizeof(*us));
+  uv_backend *u = self(b);
+  plat_lock(&u->socks_lock);
+  uv_sock *us = slab_alloc(&u->socks);
+  plat_unlock(&u->socks_lock);
   if (us == NULL) return TCP_ERR_NO_MEMORY;
+  memset(us, 0, sizeof(*us));
   us->sock = s;
-  us->owner = self(b);
+  if (s->kind == SOCK_LISTENER && (us->accepts = calloc(1, sizeof(queue))) == NULL) {
+    free_sock_state(us);
+    return TCP_ERR_NO_MEMORY;
+  }
 #if defined(SO_NOSIGPIPE)
   /* Where SIGPIPE is process-wide (Apple, BSD), a send to a reset peer must not
    * raise it; the engine also ignores SIGPIPE at init. */
@@ -435,8 +492,9 @@ static int32_t uv_backend_adopt(backend *b, tcp_sock *s) {
 static void uv_backend_release(backend *b, tcp_sock *s) {
   (void)b;
   uv_sock *us = sock_state(s);
-  ZT_ASSERT(us->read_op == NULL && us->write_op == NULL && us->connect_op == NULL);
-  ZT_ASSERT(queue_empty(&us->accepts));
+  ZT_ASSERT(!us->connecting);
+  if (s->kind == SOCK_LISTENER) ZT_ASSERT(queue_empty(us->accepts));
+  else ZT_ASSERT(us->read_op == NULL && us->write_op == NULL);
   us->release_started = true;
   if (!us->poll_init) {
     finish_release(us);
@@ -466,6 +524,8 @@ static void on_wake(uv_async_t *h) { (void)h; /* uv_run returns after this pass 
 static int32_t uv_backend_create(backend_sink *sink, backend **out) {
   uv_backend *u = calloc(1, sizeof(*u));
   if (u == NULL) return TCP_ERR_NO_MEMORY;
+  u->socks_lock = (plat_mutex)PLAT_MUTEX_INIT;
+  u->socks = (record_slab)RECORD_SLAB_INIT(uv_sock);
   u->scratch = malloc(SCRATCH_BYTES);
   int rc = u->scratch != NULL ? uv_loop_init(&u->loop) : UV_ENOMEM;
   if (rc != 0) {
@@ -485,6 +545,8 @@ static int32_t uv_backend_create(backend_sink *sink, backend **out) {
   }
   u->base.vtable = &backend_uv;
   u->base.sink = sink;
+  ZT_ASSERT(the_backend == NULL);
+  the_backend = u;
   *out = &u->base;
   return TCP_OK;
 }
@@ -501,7 +563,9 @@ static void uv_backend_destroy(backend *b) {
   int rc = uv_loop_close(&u->loop);
   ZT_ASSERT(rc == 0);
   (void)rc;
+  slab_release_spare(&u->socks); /* every socket was released */
   free(u->scratch);
+  the_backend = NULL;
   free(u);
 }
 

@@ -8,13 +8,19 @@
 #include "handles.h"
 #include "loop.h"
 
+/* Socket records live as long as their connection: in a slab, off the
+ * arenas the busy time's buffers churn (ops.h, record slabs). Engine lock.
+ * Its one spare block stays for the next engine of the process. */
+static record_slab sock_records = RECORD_SLAB_INIT(tcp_sock);
+
 tcp_sock *sock_create(sock_kind kind, int64_t dart_port, os_socket fd, int family, int32_t *error) {
   ASSERT_LOCKED();
-  tcp_sock *s = calloc(1, sizeof(*s));
+  tcp_sock *s = slab_alloc(&sock_records);
   if (s == NULL) {
     *error = TCP_ERR_NO_MEMORY;
     return NULL;
   }
+  memset(s, 0, sizeof(*s));
   s->kind = kind;
   s->dart_port = dart_port;
   s->fd = fd;
@@ -22,7 +28,7 @@ tcp_sock *sock_create(sock_kind kind, int64_t dart_port, os_socket fd, int famil
   s->connected = kind == SOCK_CONNECTION; /* sock_add_connect clears it */
   int32_t rc = handles_insert(s);
   if (rc != TCP_OK) {
-    free(s);
+    slab_free(&sock_records, s);
     *error = rc;
     return NULL;
   }
@@ -31,7 +37,7 @@ tcp_sock *sock_create(sock_kind kind, int64_t dart_port, os_socket fd, int famil
   if (rc != TCP_OK) {
     handles_retire(s);
     handles_remove(s);
-    free(s);
+    slab_free(&sock_records, s);
     *error = rc;
     return NULL;
   }
@@ -323,6 +329,7 @@ static void settle_connect(tcp_op *op, tcp_sock *s, int64_t result) {
 void sock_op_ended(tcp_op *op) {
   ASSERT_LOCKED();
   tcp_sock *s = op->sock;
+  const op_kind kind = op->kind;
   ZT_ASSERT(op->state == OP_SUBMITTED || (op->state == OP_STARTED && op->ended_by_cancel));
   ZT_ASSERT(s->inflight > 0);
   s->inflight--;
@@ -348,9 +355,10 @@ void sock_op_ended(tcp_op *op) {
     pump_writes(s);
     return;
   }
-  /* Closing: what waited behind this op ends now, in order. */
-  if (op->kind == OP_READ) end_all_unstarted(s, &s->reads, s->close_reason);
-  if (op->kind == OP_WRITE || op->kind == OP_SHUTDOWN_WRITE) end_all_unstarted(s, &s->writes, s->close_reason);
+  /* Closing: what waited behind this op ends now, in order. (kind, not
+   * op->kind: a stream's empty receive was freed above.) */
+  if (kind == OP_READ) end_all_unstarted(s, &s->reads, s->close_reason);
+  if (kind == OP_WRITE || kind == OP_SHUTDOWN_WRITE) end_all_unstarted(s, &s->writes, s->close_reason);
   if (s->inflight == 0 && !s->release_requested) request_release(s);
 }
 
@@ -363,5 +371,5 @@ void sock_released(tcp_sock *s) {
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
   if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);
   handles_remove(s);
-  free(s);
+  slab_free(&sock_records, s);
 }

@@ -67,7 +67,7 @@ def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=No
     for family in dict.fromkeys(list(main) + [n.split("@")[0] for n in base]):
         if family in main:
             s[family] = main[family]
-        if base_label:
+        if base_label and family + "@" + base_label in base:  # -stream servers have no base twin
             s[family + "@" + base_label] = base[family + "@" + base_label]
     s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
     # plain io_uring (liburing), hand-written: the io_uring counterpart of "epoll"

@@ -330,9 +330,14 @@ static void read_settled(uring_backend *u, tcp_op *op) {
     read_found_no_buffer(u, op);
     return;
   }
-  if (res <= 0 || o->cancelled) {
+  /* A receive that took bytes out of the socket is delivered also when its
+   * cancel was on its way: a stream's stop racing it must not lose them
+   * (tcp.h: they come as a last DATA completion); for a close the core drops
+   * them. Nothing taken (an error, or end of stream, which stays readable)
+   * ends as cancelled when a cancel was asked for. */
+  if (res <= 0) {
     read_buffers_back(u, op);
-    if (res == -ECANCELED || (o->cancelled && res >= 0)) sink_op_cancelled(sink, op);
+    if (res == -ECANCELED || o->cancelled) sink_op_cancelled(sink, op);
     else if (res < 0) sink_op_error(sink, op, -res);
     else sink_op_done(sink, op, 0); /* end of stream */
     return;

@@ -56,6 +56,7 @@
   XT(stream_window_backpressure) \
   XT(stream_stop_then_read) \
   XT(stream_stopped_behind_read) \
+  XT(stream_stop_races_receive) \
   XT(stream_close) \
   XT(stream_shutdown) \
   XT(stream_while_connecting) \

@@ -8,6 +8,7 @@
 //!   ./zigw build -Dtarget=aarch64-macos           libuv backend, compile only
 //!   ./zigw build sanitize-address --prefix build  build/san-address/: engine + suite, ASan+UBSan+LSan
 //!   ./zigw build sanitize-thread --prefix build   build/san-thread/: the same with TSan
+//!   ./zigw build sim-address --prefix build       build/san-address/sim_test: the simulation test, ASan+UBSan+LSan
 //!   ./zigw build fuzz --prefix build              build/fuzz/fuzz_ops (libFuzzer+ASan+UBSan)
 //!   ./zigw build faults --prefix build            build/reliability/faults (also: soak,
 //!                                                 repro_restart_shutdown, nfq_delay)
@@ -49,7 +50,7 @@ const core_sources = [_][]const u8{
 /// Each backend's own files (Linux has io_uring and libuv, the run-time fallback).
 const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c" };
 const uv_sources = [_][]const u8{"src/backend_uv.c"};
-const iocp_sources = [_][]const u8{"src/backend_iocp.c"};
+const iocp_sources = [_][]const u8{ "src/backend_iocp.c", "src/iocp_read.c", "src/iocp_connect.c" };
 
 /// The C suite (tcp_suite): its main, the harness and the tests by topic.
 const suite_sources = [_][]const u8{
@@ -58,6 +59,7 @@ const suite_sources = [_][]const u8{
     "test_c/tracker.c",
     "test_c/tracked_calls.c",
     "test_c/raw_socket.c",
+    "test_c/endpoint.c",
     "test_c/hanging_destination.c",
     "test_c/fake_dart.c",
     "test_c/byte_stream.c",
@@ -70,6 +72,8 @@ const suite_sources = [_][]const u8{
     "test_c/test_streams.c",
     "test_c/test_backend_faults.c",
     "test_c/test_portability.c",
+    "test_c/test_iocp.c",
+    "test_c/test_unix.c",
 };
 
 /// The operation-sequence fuzzer (fuzz/fuzz.h says which part does what).
@@ -78,6 +82,22 @@ const fuzz_sources = [_][]const u8{
     "fuzz/fuzz_model.c",
     "fuzz/fuzz_calls.c",
     "fuzz/fuzz_stream.c",
+};
+
+/// The simulation backend (compiled only into sim_test, never into a library)
+/// and the simulation test: its main, one seed's program and model, and the
+/// harness it shares with the suite.
+const sim_sources = [_][]const u8{ "src/backend_sim.c", "src/backend_sim_control.c", "src/backend_sim_report.c" };
+const sim_test_sources = [_][]const u8{
+    "test_c/sim_test.c",
+    "test_c/sim_program.c",
+    "test_c/sim_model.c",
+    "test_c/sim_no_uv.c",
+    "test_c/runner.c",
+    "test_c/tracker.c",
+    "test_c/tracked_calls.c",
+    "test_c/fake_dart.c",
+    "test_c/byte_stream.c",
 };
 
 const c_flags = [_][]const u8{
@@ -131,6 +151,8 @@ pub fn build(b: *std.Build) void {
         const fallback = addTool(b, "tcp_fallback_test", &.{ "test_c/fallback_test.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
         b.installArtifact(fallback);
         b.installArtifact(addTool(b, "stress_cancel_backlog", &.{ "test_c/stress_cancel_backlog.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared));
+        // The deterministic simulation test (docs/testing.md).
+        b.installArtifact(addSimTest(b, target, optimize, tsan));
     }
 
     const demo = addTool(b, "echo_demo", &.{ "demo/echo_demo.c", "test_c/fake_dart.c" }, target, optimize, tsan, lib_shared);
@@ -234,6 +256,32 @@ fn addTool(
         mod.linkSystemLibrary("pthread", .{});
     }
     return b.addExecutable(.{ .name = name, .root_module = mod });
+}
+
+/// sim_test: the core and the simulation backend compiled into the program
+/// itself (-DZIG_TCP_HAVE_SIM), with invariants on in every mode. A Debug
+/// build makes it ReleaseSafe: seeds per second are what it is for (about 3x
+/// more than Debug), and a failing seed replays under the sim-address build.
+fn addSimTest(
+    b: *std.Build,
+    target: std.Build.ResolvedTarget,
+    optimize: std.builtin.OptimizeMode,
+    tsan: bool,
+) *std.Build.Step.Compile {
+    const mod = b.createModule(.{
+        .target = target,
+        .optimize = if (optimize == .Debug) .ReleaseSafe else optimize,
+        .link_libc = true,
+        .sanitize_thread = tsan,
+    });
+    mod.addIncludePath(b.path("include"));
+    mod.addIncludePath(b.path("src"));
+    mod.addIncludePath(b.path("test_c"));
+    mod.addCMacro("ZIG_TCP_HAVE_SIM", "1");
+    mod.addCMacro("ZIG_TCP_ASSERTS", "1");
+    mod.addCSourceFiles(.{ .files = &(core_sources ++ sim_sources ++ sim_test_sources), .flags = &c_flags });
+    mod.linkSystemLibrary("pthread", .{});
+    return b.addExecutable(.{ .name = "sim_test", .root_module = mod });
 }
 
 const Libuv = struct {
@@ -403,6 +451,7 @@ fn addCheckedBuilds(b: *std.Build, uv: ?Libuv) void {
     const address = &.{ "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined", "-fno-omit-frame-pointer" };
     addSanitizerBuild(c, "address", address);
     addSanitizerBuild(c, "thread", &.{"-fsanitize=thread"});
+    addSimSanitizerBuild(c, address);
     addFuzzBuild(c);
     addReliabilityTool(c, "faults", "-O1");
     addReliabilityTool(c, "soak", "-O2");
@@ -443,6 +492,22 @@ fn addSanitizerBuild(c: Checked, mode: []const u8, sanitize: []const []const u8)
     const dir = b.fmt("san-{s}", .{mode});
     c.install(step, so, dir, "libzig_tcp.so");
     c.install(step, suite, dir, "tcp_suite");
+}
+
+/// `sim-address`: sim_test (the core, the simulation backend and the test, all
+/// with ASan+UBSan+LSan) into <prefix>/san-address/sim_test.
+fn addSimSanitizerBuild(c: Checked, sanitize: []const []const u8) void {
+    const b = c.b;
+    const step = b.step("sim-address", "The simulation test with ASan+UBSan+LSan into <prefix>/san-address/");
+    const flags = concat(b, &.{ &.{ "-g", "-O1" }, sanitize, &c_flags, &.{ "-DZIG_TCP_HAVE_SIM=1", "-DZIG_TCP_ASSERTS=1" } });
+    var engine: std.ArrayList(std.Build.LazyPath) = .empty;
+    for (core_sources ++ sim_sources) |f| engine.append(b.allocator, c.enginePath(f)) catch @panic("OOM");
+    const objects = concatPaths(b, &.{
+        c.compileAll(engine.items, flags, c.engineIncludes()),
+        c.compileAll(c.paths(&sim_test_sources), flags, c.engineIncludes()),
+    });
+    const program = c.link("sim_test", concat(b, &.{ &.{ "-g", "-O1" }, sanitize }), null, objects, &.{}, &.{"-lpthread"});
+    c.install(step, program, "san-address", "sim_test");
 }
 
 /// Flags of the engine and the test program in the fuzz and reliability builds

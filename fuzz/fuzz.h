@@ -69,7 +69,9 @@ typedef struct rec {
   rec_state state;
   int64_t handle;
   int64_t port;
-  int family;           /* 4 or 6 */
+  int family;           /* 4 or 6, or FAMILY_UNIX */
+  int32_t path_len;     /* Unix: the listener's path (a connection: its listener's) */
+  uint8_t path[48];
   int32_t tcp_port;     /* listener: its port; connection: the listener's port it belongs to */
   int32_t pair_port;    /* connection: the client's port (accepted: the remote one; connector: its
                            own), 0 while unknown; pairs a connection with its peer */
@@ -122,6 +124,9 @@ extern bool g_trace;                /* FUZZ_TRACE=1: print the program, every re
 extern bool g_profile;              /* FUZZ_PROFILE=1: where the wall time goes, every 1000 inputs */
 extern int64_t prof_us[4];          /* wait_some, restart, drain, total */
 extern const uint8_t LO4[4], LO6[16];
+/* rec.family of a Unix domain socket (fuzz_calls.c picks a transport per
+ * listener: IPv4, IPv6, a filesystem path or, on Linux, an abstract name). */
+#define FAMILY_UNIX 1
 
 /* ---- the model (fuzz_model.c) ------------------------------------------------------ */
 int64_t now_ms(void);

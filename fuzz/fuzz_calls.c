@@ -7,7 +7,10 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "fuzz.h"
 
@@ -32,10 +35,78 @@ int32_t expected_refusal(int ri) {
   return 0;
 }
 
+/* ---- Unix listeners: paths in a directory of this process, or abstract names */
+static char unix_dir[40];
+static unsigned unix_next;
+
+static void remove_unix_dir(void) {
+  /* The engine removed every socket file it made; anything else is a finding
+   * the next run would trip over, so rmdir simply fails then. */
+  rmdir(unix_dir);
+}
+
+/* A fresh path (abstract: a leading NUL, Linux only) into r. */
+static void fresh_unix_path(rec *r, bool abstract) {
+  if (unix_dir[0] == '\0') {
+    snprintf(unix_dir, sizeof unix_dir, "/tmp/zt-fuzz-%d", (int)getpid());
+    if (mkdir(unix_dir, 0700) != 0 && errno != EEXIST) fail("mkdir %s: %s", unix_dir, strerror(errno));
+    atexit(remove_unix_dir);
+  }
+#if !defined(__linux__)
+  abstract = false;
+#endif
+  char *at = (char *)r->path + (abstract ? 1 : 0);
+  int n = abstract ? snprintf(at, sizeof r->path - 1, "zt-fuzz-%d-%u", (int)getpid(), ++unix_next)
+                   : snprintf(at, sizeof r->path, "%s/l%u", unix_dir, ++unix_next);
+  REQUIRE(n > 0 && n < (int)sizeof r->path - 1, "unix path length %d", n);
+  r->path[0] = abstract ? 0 : r->path[0];
+  r->path_len = n + (abstract ? 1 : 0);
+}
+
+static void op_listen_unix(uint8_t flags, int64_t port, int32_t backlog) {
+  rec tmp;
+  fresh_unix_path(&tmp, (flags >> 5) & 1);
+  int32_t shared = (flags >> 3) & 1;
+  int64_t h = tcp_listen_unix(port, tmp.path, tmp.path_len, backlog, shared);
+  if (!engine_up) {
+    REQUIRE(h == TCP_ERR_NOT_INITIALIZED, "unix listen while down: %lld", (long long)h);
+    return;
+  }
+  REQUIRE(h > 0, "unix listen failed: %lld (%s, os %d)", (long long)h, tcp_strerror(h), tcp_last_os_error());
+  int ri = new_rec(true, h, port, FAMILY_UNIX);
+  memcpy(recs[ri].path, tmp.path, sizeof tmp.path);
+  recs[ri].path_len = tmp.path_len;
+  if (g_trace) fprintf(stderr, "[trace] listen unix: rec %d (handle %llx) abstract %d shared %d\n", ri, (long long)h, tmp.path[0] == 0, shared);
+  uint8_t got[TCP_UNIX_PATH_BYTES_MAX];
+  REQUIRE(tcp_local_path(h, got, sizeof got) == tmp.path_len && memcmp(got, tmp.path, (size_t)tmp.path_len) == 0,
+          "listener path");
+  REQUIRE(tcp_local_port(h) == TCP_ERR_NOT_TCP, "port of a unix listener");
+}
+
+/* Connect rec-less: to the listener l, whatever its transport. */
+static int64_t connect_raw(const rec *l, int64_t port, int64_t id, int64_t timeout_ms) {
+  if (l->family == FAMILY_UNIX) return tcp_connect_unix(port, id, l->path, l->path_len, timeout_ms);
+  bool v6 = l->family == 6;
+  return tcp_connect(port, id, v6 ? LO6 : LO4, v6 ? 16 : 4, l->tcp_port, NULL, 0, 0, timeout_ms);
+}
+
+/* A new connection's rec knows its listener's endpoint. */
+static int new_connection_rec(int64_t h, int64_t port, const rec *l) {
+  int ri = new_rec(false, h, port, l->family);
+  recs[ri].tcp_port = l->tcp_port;
+  memcpy(recs[ri].path, l->path, sizeof l->path);
+  recs[ri].path_len = l->path_len;
+  return ri;
+}
+
 void op_listen(reader *in) {
   uint8_t flags = rd8(in);
   int64_t port = pick_port(in);
   bool v6 = flags & 1;
+  if (flags & 0x10) {
+    op_listen_unix(flags, port, (flags & 2) ? (int32_t)(rd8(in) % 8) : 0);
+    return;
+  }
   int32_t backlog = (flags & 2) ? (int32_t)(rd8(in) % 8) : 0;
   int64_t h = tcp_listen(port, v6 ? LO6 : LO4, v6 ? 16 : 4, 0, backlog, (flags >> 2) & 1, (flags >> 3) & 1);
   if (!engine_up) {
@@ -55,10 +126,8 @@ void op_listen(reader *in) {
 
 static int connect_to(int li, int64_t port, int64_t timeout_ms) {
   rec *l = &recs[li];
-  bool v6 = l->family == 6;
   int idx = add_req(K_CONNECT, nrecs, port, 0);
-  int64_t h = tcp_connect(port, id_of(idx), v6 ? LO6 : LO4, v6 ? 16 : 4, l->tcp_port, NULL, 0, 0,
-                          timeout_ms);
+  int64_t h = connect_raw(l, port, id_of(idx), timeout_ms);
   if (!engine_up) {
     REQUIRE(h == TCP_ERR_NOT_INITIALIZED, "connect while down: %lld", (long long)h);
     drop_req((int32_t)h);
@@ -66,9 +135,8 @@ static int connect_to(int li, int64_t port, int64_t timeout_ms) {
   }
   REQUIRE(h > 0, "connect to loopback refused: %lld (%s, os %d)", (long long)h, tcp_strerror(h),
           tcp_last_os_error());
-  int ri = new_rec(false, h, port, l->family);
+  int ri = new_connection_rec(h, port, l);
   REQUIRE(ri == reqs[idx].rec, "rec bookkeeping");
-  recs[ri].tcp_port = l->tcp_port;
   return ri;
 }
 
@@ -271,8 +339,19 @@ void op_bad_args(reader *in) {
   int64_t id = spare_id();
   uint8_t small[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   int64_t r64 = 0;
-  int32_t rc = 0;
-  switch (which % 17) {
+  int32_t rc = 0, want = TCP_ERR_INVALID_ARGUMENT;
+  uint8_t path[TCP_UNIX_PATH_BYTES_MAX + 2];
+  memset(path, 'p', sizeof path);
+  path[0] = '/';
+  switch (which % 20) {
+    /* Unix paths: too long (PATH_TOO_LONG, checked below), a NUL inside, none */
+    case 17: r64 = tcp_listen_unix(port_a, path, (int32_t)sizeof path - (int32_t)(rd8(in) % 3), 0, 0);
+             want = TCP_ERR_PATH_TOO_LONG; /* sun_path has at most 108 bytes anywhere */
+             break;
+    case 18: path[1 + rd8(in) % 20] = 0;
+             r64 = tcp_connect_unix(port_a, id, path, 24, 0);
+             break;
+    case 19: r64 = tcp_listen_unix(port_a, path, -(int32_t)(rd8(in) % 2), 0, 0); break;
     case 0: rc = tcp_read(h, id, 0); break;
     case 1: rc = tcp_read(h, id, -(int64_t)rd32(in) - 1); break;
     case 2: rc = tcp_read(h, id, (int64_t)TCP_READ_BYTES_MAX + 1 + rd32(in)); break;
@@ -302,7 +381,7 @@ void op_bad_args(reader *in) {
     default: r64 = tcp_connect(port_a, id, LO4, 4, -1 - (int32_t)rd16(in), NULL, 0, 0, 0); break;
   }
   if (r64 != 0) rc = (int32_t)r64;
-  REQUIRE(rc == TCP_ERR_INVALID_ARGUMENT, "bad arguments (case %d) got %d (%s)", which % 17, rc,
+  REQUIRE(rc == want, "bad arguments (case %d) got %d (%s)", which % 20, rc,
           tcp_strerror(rc));
 }
 
@@ -319,6 +398,40 @@ void op_null_empty_write(reader *in) {
   check_io_refusal(ri, rc, "empty write");
 }
 
+/* The accessors of a live Unix socket: its paths, and TCP_ERR_NOT_TCP for
+ * every TCP/IP one (tcp.h). */
+static void unix_accessors(int ri, uint8_t which) {
+  rec *r = &recs[ri];
+  uint8_t p[TCP_UNIX_PATH_BYTES_MAX], a[16];
+  int32_t rc;
+  switch (which % 6) {
+    case 0:
+      rc = tcp_local_path(r->handle, p, sizeof p);
+      if (r->listener || r->accepted)
+        REQUIRE(rc == r->path_len && memcmp(p, r->path, (size_t)rc) == 0, "local path of rec %d: %d", ri, rc);
+      else
+        REQUIRE(rc == 0, "local path of a unix client rec %d: %d", ri, rc);
+      REQUIRE(tcp_local_address(r->handle, a) == TCP_ERR_NOT_TCP, "local address of a unix rec");
+      break;
+    case 1:
+      rc = tcp_remote_path(r->handle, p, sizeof p);
+      if (r->listener) REQUIRE(rc == TCP_ERR_BAD_HANDLE, "remote path of a listener: %d", rc);
+      else if (r->accepted) REQUIRE(rc == 0 || rc == TCP_ERR_NOT_CONNECTED, "remote path of an accepted rec: %d", rc);
+      else REQUIRE((rc == r->path_len && memcmp(p, r->path, (size_t)rc) == 0) || rc == TCP_ERR_NOT_CONNECTED,
+                   "remote path of a unix client rec %d: %d", ri, rc);
+      break;
+    case 2:
+      rc = tcp_remote_port(r->handle);
+      REQUIRE(rc == (r->listener ? TCP_ERR_BAD_HANDLE : TCP_ERR_NOT_TCP), "remote port of a unix rec: %d", rc);
+      REQUIRE(tcp_local_port(r->handle) == TCP_ERR_NOT_TCP, "local port of a unix rec");
+      break;
+    default:
+      rc = (which % 6 == 3) ? tcp_set_no_delay(r->handle, 1) : tcp_get_keep_alive(r->handle);
+      REQUIRE(rc == (r->listener ? TCP_ERR_BAD_HANDLE : TCP_ERR_NOT_TCP), "option on a unix rec: %d", rc);
+      break;
+  }
+}
+
 void op_accessors(reader *in) {
   int ri = pick_rec(in, -1);
   if (ri < 0) return;
@@ -327,6 +440,11 @@ void op_accessors(reader *in) {
   uint8_t a[16];
   uint8_t which = rd8(in);
   int32_t rc;
+  bool unix_sock = r->family == FAMILY_UNIX;
+  if (unix_sock && want == 0 && which % 6 <= 4) {
+    unix_accessors(ri, which);
+    return;
+  }
   switch (which % 6) {
     case 0:
       rc = tcp_local_address(r->handle, a);
@@ -404,10 +522,9 @@ void op_temp_port(reader *in) {
   input_used_temp_port = true;
   input_used_finalizer = true;
   rec *l = &recs[li];
-  bool v6 = l->family == 6;
-  int64_t h = tcp_connect(tp, spare_id(), v6 ? LO6 : LO4, v6 ? 16 : 4, l->tcp_port, NULL, 0, 0, 0);
+  int64_t h = connect_raw(l, tp, spare_id(), 0);
   REQUIRE(h > 0, "connect on a temporary port: %lld", (long long)h);
-  int ri = new_rec(false, h, tp, l->family);
+  int ri = new_connection_rec(h, tp, l);
   recs[ri].temp_port = true;
   uint8_t byte = 42;
   (void)tcp_write(h, spare_id(), &byte, 1); /* its data never reaches a reader check (no header) */

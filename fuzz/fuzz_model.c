@@ -213,6 +213,8 @@ static void on_accept(int idx, fd_completion *c) {
   int ni = new_rec(false, res, l->port, l->family);
   recs[ni].accepted = true;
   recs[ni].tcp_port = l->tcp_port;
+  memcpy(recs[ni].path, l->path, sizeof l->path); /* a Unix connection's local path: its listener's */
+  recs[ni].path_len = l->path_len;
   int32_t p = tcp_remote_port(res);
   if (p > 0) recs[ni].pair_port = p;
   if (draining) close_rec(ni);

@@ -12,10 +12,11 @@
  *
  * TWO KINDS OF FUNCTION
  *   Synchronous: tcp_init, tcp_shutdown, tcp_backend_name, tcp_strerror,
- *   tcp_last_os_error, tcp_listen (bind + listen happen in the call), and the
- *   accessors (addresses, ports, keepAlive, noDelay). They return their result.
+ *   tcp_last_os_error, tcp_listen and tcp_listen_unix (bind + listen happen in
+ *   the call), and the accessors (addresses, paths, ports, keepAlive, noDelay).
+ *   They return their result.
  *
- *   Asynchronous: tcp_connect, tcp_accept, tcp_read, tcp_read_stream,
+ *   Asynchronous: tcp_connect, tcp_connect_unix, tcp_accept, tcp_read, tcp_read_stream,
  *   tcp_write, tcp_shutdown_write, tcp_close. Each takes a caller-chosen
  *   request_id. (tcp_read_stream_ack and tcp_read_stream_stop are
  *   synchronous.)
@@ -128,6 +129,7 @@ extern "C" {
   X(TCP_ERR_BACKEND_FAILED, -9, "the I/O backend failed irrecoverably (restart the engine)")       \
   X(TCP_ERR_BUSY, -10, "a read stream runs on this connection (tcp_read and a second stream wait for its end)") \
   X(TCP_ERR_STOPPED, -11, "read stream stopped by tcp_read_stream_stop")                            \
+  X(TCP_ERR_NOT_TCP, -12, "a TCP/IP-only call on a Unix domain socket (noDelay, keepAlive, IP address or port)") \
   X(TCP_ERR_ADDRESS_IN_USE, -20, "address already in use")                                         \
   X(TCP_ERR_ADDRESS_NOT_AVAILABLE, -21, "address not available")  /* also no ephemeral port left: */ \
                                      /* EADDRNOTAVAIL; Windows: WSAENOBUFS from a bind or connect */ \
@@ -144,6 +146,7 @@ extern "C" {
   X(TCP_ERR_TOO_MANY_FILES, -30, "too many open files")                 /* EMFILE / ENFILE / WSAEMFILE */ \
   X(TCP_ERR_NOT_CONNECTED, -31, "socket not connected")                                            \
   X(TCP_ERR_ADDRESS_FAMILY, -32, "address family not supported")     /* e.g. no IPv6 on this host */ \
+  X(TCP_ERR_PATH_TOO_LONG, -33, "Unix socket path longer than this system allows (sun_path)")      \
   X(TCP_ERR_OS, -99, "operating system error (see the OS error code)")
 
 enum tcp_error {
@@ -323,6 +326,109 @@ TCP_API int32_t tcp_write(int64_t connection, int64_t request_id, const uint8_t 
 /* Half-closes: after all earlier writes finished, sends FIN. Reads go on. */
 TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id);
 
+/* ---- Unix domain sockets ---------------------------------------------------
+ * Stream sockets of the AF_UNIX family, as dart:io offers them through
+ * InternetAddress(path, type: InternetAddressType.unix). A Unix listener's or
+ * connection's handle works with every call above and below exactly as a TCP
+ * one: tcp_accept (its connections are Unix sockets too), tcp_read,
+ * tcp_read_stream (+ack, stop), tcp_write, tcp_shutdown_write, tcp_close,
+ * tcp_close_finalizer, tcp_shutdown, ordering, exactly-once, stale handles
+ * and connect timeouts. The TCP/IP-only calls -- tcp_get/set_no_delay,
+ * tcp_get/set_keep_alive, tcp_local/remote_address, tcp_local/remote_scope_id,
+ * tcp_local/remote_port -- return TCP_ERR_NOT_TCP on a Unix socket (dart:io
+ * answers port 0 there: the Dart layer does that); tcp_local_path and
+ * tcp_remote_path return TCP_ERR_ADDRESS_FAMILY on a TCP socket.
+ *
+ * path: path_len bytes (no terminating NUL needed, none counted): a filesystem
+ * path, or (Linux, Android) an abstract name: a leading NUL byte then the name,
+ * path_len counting that NUL. A filesystem path must not contain a NUL byte
+ * (TCP_ERR_INVALID_ARGUMENT), nor be empty (likewise; path NULL or path_len <
+ * 0 too). Longer than the platform's sun_path allows (filesystem:
+ * sizeof(sun_path) - 1, room for the NUL the OS wants; abstract:
+ * sizeof(sun_path)) -> TCP_ERR_PATH_TOO_LONG. An abstract name where the OS
+ * has none -> TCP_ERR_UNSUPPORTED. A relative path is relative to the
+ * process's working directory at the time of the call.
+ *
+ * A PEER THAT CLOSES WITH DATA UNREAD. When one end closes while bytes it was
+ * sent still wait unread in its receive queue, the other end first reads every
+ * byte the closing end wrote before it closed, and then, instead of end of
+ * stream, gets TCP_ERR_CONNECTION_RESET (Linux: the kernel marks the peer
+ * ECONNRESET, net/unix/af_unix.c unix_release_sock) -- the same thing a TCP
+ * reset looks like. Writes to a closed peer fail with TCP_ERR_BROKEN_PIPE or
+ * TCP_ERR_CONNECTION_RESET; the process never gets SIGPIPE. */
+#define TCP_UNIX_PATH_BYTES_MAX 108 /* the largest sun_path of any platform (Linux, Windows; macOS/BSD: 104) */
+
+/* Like tcp_listen, on a Unix socket path. backlog as for tcp_listen. shared:
+ * 0 or TCP_LISTEN_SHARED (dart:io's `shared: true`, as for TCP, keyed by the
+ * path bytes: a second shared tcp_listen_unix of the same path joins the
+ * first one's OS socket; an exclusive one, or a shared one on the path of an
+ * exclusive listener, gets TCP_ERR_ADDRESS_IN_USE); TCP_LISTEN_REUSE_PORT or
+ * anything else -> TCP_ERR_INVALID_ARGUMENT.
+ *
+ * THE SOCKET FILE. A path where a file exists already -- a live listener's, a
+ * stale socket file a crashed server left, or any other file -> TCP_ERR_ADDRESS_IN_USE
+ * (bind's EADDRINUSE), as in dart:io, which refuses to bind over an existing
+ * file ("File exists with given unix domain address", runtime/bin/socket.cc,
+ * ListeningSocketRegistry::CreateUnixDomainBindListen); the engine never
+ * unlinks a file it did not create, so removing a stale file is the caller's
+ * decision. A missing directory -> TCP_ERR_ADDRESS_NOT_AVAILABLE, no write
+ * permission on the directory (or a read-only filesystem) ->
+ * TCP_ERR_ACCESS_DENIED. The file gets the process's umask.
+ * Closing the listener (tcp_close or tcp_close_finalizer of the last member of
+ * a shared group, and tcp_shutdown) removes the socket file it created, at
+ * once (before tcp_close returns: the path may be listened on again right
+ * away), as dart:io does: ListeningSocketRegistry::CloseOneSafe, when the last
+ * reference to a listening OS socket goes, "Unlink the socket file, if
+ * os_socket contains unix domain sockets" (Utils::Unlink(sun_path); not for an
+ * abstract name, which has no file). Unlike dart:io, the engine first checks
+ * that the path still names the very socket file its bind made (the same
+ * device and inode, recorded at bind): a file someone put in its place since
+ * (a new server's socket, anything) is left alone. A process that dies
+ * without closing leaves the file behind (as every Unix server does). Accepted
+ * connections never own the file.
+ * Returns the listener handle (> 0) or a TCP_ERR_*. */
+TCP_API int64_t tcp_listen_unix(int64_t dart_port, const uint8_t *path, int32_t path_len, int32_t backlog,
+                                int32_t shared);
+
+/* Like tcp_connect, to a Unix socket path (no source address: the client
+ * socket stays unnamed). Returns the handle at once; the connect completes
+ * later with 0 or:
+ *   TCP_ERR_CONNECTION_REFUSED     a socket file nobody listens on (a stale
+ *                                  one), a file that is not a socket, an
+ *                                  abstract name nobody listens on
+ *                                  (ECONNREFUSED; ENOTSOCK on some systems)
+ *   TCP_ERR_ADDRESS_NOT_AVAILABLE  no such file, or a path through a missing
+ *                                  directory or a non-directory (ENOENT,
+ *                                  ENOTDIR)
+ *   TCP_ERR_ACCESS_DENIED          no write permission on the socket file or
+ *                                  no search permission on a directory of the
+ *                                  path (EACCES, EPERM)
+ *   TCP_ERR_TIMED_OUT              timeout_ms passed (as for tcp_connect)
+ * A LISTENER WHOSE BACKLOG IS FULL (it accepts too slowly): Linux refuses a
+ * non-blocking AF_UNIX connect then with EAGAIN, which libuv hands to the
+ * caller (uv_pipe_connect fails with every errno but EINPROGRESS). The uv
+ * backend does the same: the connect completes at once with
+ * TCP_ERR_OS, payload EAGAIN -- try again later. With io_uring the kernel's
+ * connect waits for room instead, like a TCP connect whose SYN is dropped,
+ * until the listener accepts or timeout_ms passes (TCP_ERR_TIMED_OUT).
+ * timeout_ms <= 0: no timeout. After a failed connect the handle must still
+ * be closed. Completions go to dart_port. */
+TCP_API int64_t tcp_connect_unix(int64_t dart_port, int64_t request_id, const uint8_t *path, int32_t path_len,
+                                 int64_t timeout_ms);
+
+/* The local / remote path of a Unix socket into path_out (path_out_len bytes
+ * of room; TCP_UNIX_PATH_BYTES_MAX always suffices): returns its length, the
+ * path as bound, without a terminating NUL (0 for an unnamed socket, e.g. the
+ * client side of a connection: tcp_local_path of a tcp_connect_unix handle and
+ * tcp_remote_path of the connection its listener accepted; an abstract name
+ * counts its leading NUL). A listener's and its accepted connections' local
+ * path, and a client's remote path, are the listener's path.
+ * TCP_ERR_INVALID_ARGUMENT when it does not fit (or path_out is NULL),
+ * TCP_ERR_ADDRESS_FAMILY on a TCP socket; tcp_remote_path takes connections
+ * only (TCP_ERR_BAD_HANDLE for a listener, as tcp_remote_address). */
+TCP_API int32_t tcp_local_path(int64_t handle, uint8_t *path_out, int32_t path_out_len);
+TCP_API int32_t tcp_remote_path(int64_t connection, uint8_t *path_out, int32_t path_out_len);
+
 /* ---- both kinds ----------------------------------------------------------- */
 
 /* Closes a listener or connection: every pending operation on it completes
@@ -340,7 +446,9 @@ TCP_API void tcp_close_finalizer(void *token);
 /* ---- synchronous accessors ------------------------------------------------- */
 
 /* Copies the local / remote address into addr_out (room for 16 bytes) and
- * returns its length (4 or 16), or a TCP_ERR_*. */
+ * returns its length (4 or 16), or a TCP_ERR_*. Every accessor of this
+ * section returns TCP_ERR_NOT_TCP on a Unix socket (tcp_local_path and
+ * tcp_remote_path above are theirs). */
 TCP_API int32_t tcp_local_address(int64_t handle, uint8_t *addr_out);
 TCP_API int32_t tcp_remote_address(int64_t connection, uint8_t *addr_out);
 /* The IPv6 scope id (interface index, >= 0; 0 for none and for IPv4) of the

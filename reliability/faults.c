@@ -26,6 +26,10 @@
  *   faults overflow N                     N accepts in flight, then the close
  *                                         cancels them all at once (N beyond
  *                                         the io_uring CQ size overflows it)
+ * rst-peer, emfile and overflow take a last argument "unix": the same faults
+ * on Unix domain sockets (a path in /tmp). There a peer "resets" by closing
+ * with data unread (the kernel then marks the connection ECONNRESET; tcp.h).
+ * Check names get a "-unix" suffix.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,12 +38,77 @@
 #include <stdbool.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include "common.h"
 
 enum { K_CONNECT = 1, K_ACCEPT, K_READ, K_WRITE, K_SHUTW, K_CLOSE };
+
+/* ---------------------------------------------------- the local transport */
+/* rst-peer, emfile, overflow: TCP on 127.0.0.1, or Unix sockets ("unix"). */
+static bool g_unix;
+static unsigned g_paths;
+
+/* A check's name on this transport (two live at a time at most). */
+static const char *tname(const char *base) {
+  static char bufs[2][96];
+  static int next;
+  if (!g_unix) return base;
+  char *b = bufs[next++ & 1];
+  snprintf(b, sizeof bufs[0], "%s-unix", base);
+  return b;
+}
+
+/* Where a local listener listens: a port, or a fresh path. */
+typedef struct local_ep {
+  int32_t port;
+  struct sockaddr_un un;
+} local_ep;
+
+static void fresh_path(local_ep *ep) {
+  memset(&ep->un, 0, sizeof ep->un);
+  ep->un.sun_family = AF_UNIX;
+  snprintf(ep->un.sun_path, sizeof ep->un.sun_path, "/tmp/zt-faults-%d-%u", (int)getpid(), ++g_paths);
+}
+
+static int64_t listen_local(int64_t port, int32_t backlog, local_ep *ep) {
+  if (!g_unix) {
+    static const uint8_t lo[4] = {127, 0, 0, 1};
+    int64_t l = tcp_listen(port, lo, 4, 0, backlog, 0, 0);
+    ep->port = l > 0 ? tcp_local_port(l) : 0;
+    return l;
+  }
+  fresh_path(ep);
+  const char *path = ep->un.sun_path;
+  return tcp_listen_unix(port, (const uint8_t *)path, (int32_t)strlen(path), backlog, 0);
+}
+
+static int64_t connect_local(int64_t port, int64_t id, const local_ep *ep, int64_t timeout_ms) {
+  if (!g_unix) {
+    static const uint8_t lo[4] = {127, 0, 0, 1};
+    return tcp_connect(port, id, lo, 4, ep->port, NULL, 0, 0, timeout_ms);
+  }
+  const char *path = ep->un.sun_path;
+  return tcp_connect_unix(port, id, (const uint8_t *)path, (int32_t)strlen(path), timeout_ms);
+}
+
+/* A plain (not the engine's) socket connected to ep, or -1. */
+static int plain_connect(const local_ep *ep) {
+  if (g_unix) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (const struct sockaddr *)&ep->un, sizeof ep->un) == 0) return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ep->port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+  if (fd >= 0) close(fd);
+  return -1;
+}
 static int64_t make_id(uint64_t idx, int kind) { return (int64_t)((idx << 3) | (uint64_t)kind); }
 static int kind_of(int64_t id) { return (int)(id & 7); }
 static uint64_t idx_of(int64_t id) { return (uint64_t)id >> 3; }
@@ -374,42 +443,53 @@ static int run_connect_timeout(const char *addr_s, int32_t tport) {
 }
 
 /* -------------------------------------------------------------- peer RST */
-static int plain_listener(int *port_out) {
+static int plain_listener(local_ep *ep) {
+  if (g_unix) {
+    fresh_path(ep);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ep->un, sizeof ep->un) != 0 || listen(fd, 16) != 0) return -1;
+    return fd;
+  }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   socklen_t len = sizeof a;
   if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 16) != 0 ||
       getsockname(fd, (struct sockaddr *)&a, &len) != 0)
     return -1;
-  *port_out = ntohs(a.sin_port);
+  ep->port = ntohs(a.sin_port);
   return fd;
 }
 
+/* TCP: an RST (SO_LINGER 0). Unix: a close with data unread does the same. */
 static void reset_close(int fd) {
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  if (!g_unix) setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   close(fd);
 }
 
 static int run_rst_peer(void) {
-  const uint8_t lo[4] = {127, 0, 0, 1};
   int64_t port = fake_dart_open_port();
-  int lport;
-  int lfd = plain_listener(&lport);
+  local_ep ep;
+  int lfd = plain_listener(&ep);
   if (lfd < 0) {
-    failf("rst-peer", "plain listener");
+    failf(tname("rst-peer"), "plain listener");
     return 1;
   }
   fd_completion c;
   for (int variant = 0; variant < 2; variant++) {
-    const char *name = variant == 0 ? "rst-during-read" : "rst-during-write";
-    int64_t h = tcp_connect(port, 10, lo, 4, lport, NULL, 0, 0, 5000);
+    const char *name = tname(variant == 0 ? "rst-during-read" : "rst-during-write");
+    int64_t h = connect_local(port, 10, &ep, 5000);
     if (h <= 0 || !await_one(port, 10000, &c) || c.result != 0) {
       failf(name, "connect to the plain peer");
       continue;
     }
     int peer = accept(lfd, NULL, NULL);
     int64_t pending_id;
+    if (variant == 0 && g_unix) {
+      /* The peer must hold unread data when it closes: that is its reset. */
+      tcp_write(h, 17, (const uint8_t *)"unread", 6);
+      if (!await_one(port, 10000, &c) || c.request_id != 17 || c.result != 6) failf(name, "the unread write");
+    }
     if (variant == 0) {
       pending_id = 11;
       tcp_read(h, pending_id, 4096);
@@ -453,6 +533,7 @@ static int run_rst_peer(void) {
     while (await_one(port, 2000, &c)) fake_dart_release(&c);
   }
   close(lfd);
+  if (g_unix) unlink(ep.un.sun_path); /* the plain listener's file: ours to remove */
   return g_fail ? 1 : 0;
 }
 
@@ -465,18 +546,19 @@ static int open_fds(void) {
 }
 
 static int run_emfile(void) {
-  const uint8_t lo[4] = {127, 0, 0, 1};
   int64_t port = fake_dart_open_port();
-  int64_t l = tcp_listen(port, lo, 4, 0, 16, 0, 0);
-  int32_t lport = tcp_local_port(l);
+  local_ep ep;
+  int64_t l = listen_local(port, 16, &ep);
+  if (l <= 0) {
+    failf(tname("emfile"), "listen: %s", tcp_strerror(l));
+    return 1;
+  }
   /* Two peers queue on the listener before the fds run out (plain sockets). */
   int peers[2];
   for (int i = 0; i < 2; i++) {
-    peers[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)lport),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(peers[i], (struct sockaddr *)&a, sizeof a) != 0) {
-      failf("emfile", "peer connect: %s", strerror(errno));
+    peers[i] = plain_connect(&ep);
+    if (peers[i] < 0) {
+      failf(tname("emfile"), "peer connect: %s", strerror(errno));
       return 1;
     }
   }
@@ -494,14 +576,14 @@ static int run_emfile(void) {
     if (nfill == 64) break;
   }
   /* connect: refused in the call, with the OS code. */
-  const char *name = "emfile-connect";
-  int64_t h = tcp_connect(port, 1, lo, 4, lport, NULL, 0, 0, 0);
+  const char *name = tname("emfile-connect");
+  int64_t h = connect_local(port, 1, &ep, 0);
   if (h == TCP_ERR_TOO_MANY_FILES && tcp_last_os_error() == EMFILE)
     pass(name, "tcp_connect returns TCP_ERR_TOO_MANY_FILES (os EMFILE) at once, no completion");
   else failf(name, "tcp_connect returned %" PRId64 " (os %d)", h, tcp_last_os_error());
   /* accept: each accept completes exactly once with the error; nothing else
    * arrives while the listener stays readable (no busy loop of completions). */
-  name = "emfile-accept";
+  name = tname("emfile-accept");
   const int n_accepts = 3;
   for (int i = 0; i < n_accepts; i++) tcp_accept(l, 100 + i);
   int errors = 0, other = 0;
@@ -525,7 +607,7 @@ static int run_emfile(void) {
          n_accepts, errors, cpu_ms);
   else failf(name, "%d accepts -> %d EMFILE, %d other, extra completion: %s", n_accepts, errors, other, extra ? "yes" : "no");
   /* Recovery: give the fds back; the queued peers are accepted, data flows. */
-  name = "emfile-recovery";
+  name = tname("emfile-recovery");
   for (int i = 0; i < nfill; i++) close(fillers[i]);
   setrlimit(RLIMIT_NOFILE, &rl);
   tcp_accept(l, 200);
@@ -540,7 +622,7 @@ static int run_emfile(void) {
   bool read_ok = await_one(port, 10000, &c) && c.request_id == 201 && c.result == (int64_t)sizeof msg &&
                  memcmp(c.data, msg, sizeof msg) == 0;
   fake_dart_release(&c);
-  int64_t h2 = tcp_connect(port, 202, lo, 4, lport, NULL, 0, 0, 0);
+  int64_t h2 = connect_local(port, 202, &ep, 0);
   bool connect_ok = h2 > 0 && await_one(port, 10000, &c) && c.request_id == 202 && c.result == 0;
   if (read_ok && connect_ok) pass(name, "after the fds came back: the queued connection is accepted and reads, connect works");
   else failf(name, "read %s, connect %s", read_ok ? "ok" : "BAD", connect_ok ? "ok" : "BAD");
@@ -553,10 +635,10 @@ static int run_emfile(void) {
 
 /* -------------------------------------------------------------- overflow */
 static int run_overflow(long n) {
-  const char *name = "overflow-cancel-burst";
-  const uint8_t lo[4] = {127, 0, 0, 1};
+  const char *name = tname("overflow-cancel-burst");
   int64_t port = fake_dart_open_port();
-  int64_t l = tcp_listen(port, lo, 4, 0, 16, 0, 0);
+  local_ep ep;
+  int64_t l = listen_local(port, 16, &ep);
   for (long i = 0; i < n; i++)
     if (tcp_accept(l, make_id((uint64_t)i, K_ACCEPT)) != 0) {
       failf(name, "accept %ld refused", i);
@@ -612,6 +694,7 @@ int main(int argc, char **argv) {
   }
   const char *m = argv[1];
   g_backend = tcp_backend_name();
+  g_unix = strcmp(argv[argc - 1], "unix") == 0;
   int status = 2;
   if (strcmp(m, "echo-server") == 0 && argc >= 4) status = run_echo_server(argv[2], argv[3]);
   else if (strcmp(m, "stream") == 0 && argc >= 8)

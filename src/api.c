@@ -89,27 +89,46 @@ TCP_API int32_t tcp_last_os_error(void) { return last_os_error; }
 /* ---- listeners and connections ------------------------------------------- */
 
 /* Lock held: a new member of the group on addr, or 0 when there is none. */
-static int64_t join_group(int64_t dart_port, const struct sockaddr_storage *addr, bool v6_only) {
-  tcp_sock *group = shared_find(addr, v6_only);
+static int64_t join_group(int64_t dart_port, const struct sockaddr_storage *addr, int addr_len, bool v6_only) {
+  tcp_sock *group = shared_find(addr, addr_len, v6_only);
   if (group == NULL) return 0;
   int32_t error = TCP_OK;
   tcp_sock *member = shared_join(group, dart_port, &error);
   return member != NULL ? member->handle : error;
 }
 
-/* Lock held: registers the listening socket fd (bound to sa). For a shared
- * listener it becomes a new group and the caller gets its first member.
- * Returns the handle, or an error (fd is then still the caller's). */
-static int64_t listener_register(int64_t dart_port, os_socket fd, int family, bool v6_only, int32_t shared) {
+/* join_group with the lock taken here. */
+static int64_t join_group_locked(int64_t dart_port, const struct sockaddr_storage *addr, int addr_len, bool v6_only) {
+  engine_lock();
+  int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, addr, addr_len, v6_only) : 0;
+  engine_unlock();
+  return joined;
+}
+
+/* Lock held: registers the listening socket fd, bound to what was asked
+ * (asked, asked_len). For a shared listener it becomes a new group -- keyed by
+ * the address as bound for TCP (the real port), by the path asked for Unix --
+ * and the caller gets its first member. The listener takes unix_file (the
+ * socket file to remove at its close; NULL for TCP). Returns the handle, or an
+ * error (fd and unix_file are then still the caller's). */
+static int64_t listener_register(int64_t dart_port, os_socket fd, const struct sockaddr_storage *asked, int asked_len,
+                                 bool v6_only, int32_t shared, os_unix_file *unix_file) {
   int32_t error = engine_state_error();
-  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, family, &error) : NULL;
+  tcp_sock *s = error == TCP_OK ? sock_create(SOCK_LISTENER, dart_port, fd, asked->ss_family, &error) : NULL;
   if (s == NULL) return error;
-  if (shared != TCP_LISTEN_SHARED) return s->handle;
-  struct sockaddr_storage bound;
-  int os_error = os_get_address(fd, false, &bound);
+  if (shared != TCP_LISTEN_SHARED) {
+    s->unix_file = unix_file;
+    return s->handle;
+  }
+  struct sockaddr_storage key = *asked;
+  int key_len = asked_len;
+  int os_error = family_is_tcp(asked->ss_family) ? os_get_address(fd, false, &key, &key_len) : 0;
   tcp_sock *member = NULL;
-  if (os_error == 0 && shared_register(s, &bound, v6_only)) member = shared_join(s, dart_port, &error);
-  if (member != NULL) return member->handle;
+  if (os_error == 0 && shared_register(s, &key, key_len, v6_only)) member = shared_join(s, dart_port, &error);
+  if (member != NULL) {
+    s->unix_file = unix_file;
+    return member->handle;
+  }
   s->fd = OS_SOCKET_INVALID; /* not ours to close: the caller closes fd */
   sock_begin_close(s, TCP_ERR_CLOSED, NULL);
   return os_error != 0 ? fail_os(os_error) : TCP_ERR_NO_MEMORY;
@@ -127,10 +146,9 @@ TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_
 #endif
   int32_t state = current_state_error();
   if (state != TCP_OK) return state;
-  if (shared == TCP_LISTEN_SHARED && port != 0) {
-    engine_lock();
-    int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
-    engine_unlock();
+  bool joinable = shared == TCP_LISTEN_SHARED && port != 0;
+  if (joinable) {
+    int64_t joined = join_group_locked(dart_port, &sa, sa_len, v6_only != 0);
     if (joined != 0) return joined;
   }
   /* The syscalls run outside the engine lock; only registration needs it. */
@@ -141,18 +159,53 @@ TCP_API int64_t tcp_listen(int64_t dart_port, const uint8_t *addr, int32_t addr_
   if (os_error != 0) {
     os_socket_close(fd);
     /* Another thread may have made the group between our look and our bind. */
-    if (shared == TCP_LISTEN_SHARED && port != 0 && error_from_os(os_error) == TCP_ERR_ADDRESS_IN_USE) {
-      engine_lock();
-      int64_t joined = engine_state_error() == TCP_OK ? join_group(dart_port, &sa, v6_only != 0) : 0;
-      engine_unlock();
+    if (joinable && error_from_os(os_error) == TCP_ERR_ADDRESS_IN_USE) {
+      int64_t joined = join_group_locked(dart_port, &sa, sa_len, v6_only != 0);
       if (joined != 0) return joined;
     }
     return fail_os(os_error);
   }
   engine_lock();
-  int64_t handle = listener_register(dart_port, fd, sa.ss_family, v6_only != 0, shared);
+  int64_t handle = listener_register(dart_port, fd, &sa, sa_len, v6_only != 0, shared, NULL);
   engine_unlock();
   if (handle < 0) os_socket_close(fd);
+  return handle;
+}
+
+TCP_API int64_t tcp_listen_unix(int64_t dart_port, const uint8_t *path, int32_t path_len, int32_t backlog,
+                                int32_t shared) {
+  last_os_error = 0;
+  struct sockaddr_storage sa;
+  int sa_len = 0;
+  int32_t rc = sockaddr_from_unix_path(path, path_len, &sa, &sa_len);
+  if (rc != TCP_OK) return rc;
+  if (shared != 0 && shared != TCP_LISTEN_SHARED) return TCP_ERR_INVALID_ARGUMENT; /* no SO_REUSEPORT for paths */
+  if ((rc = current_state_error()) != TCP_OK) return rc;
+  if (shared == TCP_LISTEN_SHARED) {
+    int64_t joined = join_group_locked(dart_port, &sa, sa_len, false);
+    if (joined != 0) return joined;
+  }
+  int os_error = 0;
+  os_socket fd = os_socket_open(AF_UNIX, false, &os_error);
+  if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
+  os_unix_file *file = NULL;
+  os_error = os_unix_listen_setup(fd, &sa, sa_len, backlog, &file);
+  if (os_error != 0) {
+    os_socket_close(fd);
+    /* The group's first member may have bound the path since we looked. */
+    if (shared == TCP_LISTEN_SHARED && error_from_os(os_error) == TCP_ERR_ADDRESS_IN_USE) {
+      int64_t joined = join_group_locked(dart_port, &sa, sa_len, false);
+      if (joined != 0) return joined;
+    }
+    return fail_os(os_error);
+  }
+  engine_lock();
+  int64_t handle = listener_register(dart_port, fd, &sa, sa_len, false, shared, file);
+  engine_unlock();
+  if (handle < 0) {
+    os_socket_close(fd);
+    os_unix_file_remove(file);
+  }
   return handle;
 }
 
@@ -223,6 +276,25 @@ TCP_API int64_t tcp_connect(int64_t dart_port, int64_t request_id, const uint8_t
   }
   engine_lock();
   int64_t handle = connect_register(dart_port, request_id, fd, source_len != 0, &peer, peer_len, timeout_ms);
+  engine_unlock();
+  if (handle < 0) os_socket_close(fd);
+  return handle;
+}
+
+TCP_API int64_t tcp_connect_unix(int64_t dart_port, int64_t request_id, const uint8_t *path, int32_t path_len,
+                                 int64_t timeout_ms) {
+  last_os_error = 0;
+  struct sockaddr_storage peer;
+  int peer_len = 0;
+  int32_t rc = sockaddr_from_unix_path(path, path_len, &peer, &peer_len);
+  if (rc != TCP_OK) return rc;
+  if ((rc = current_state_error()) != TCP_OK) return rc;
+  int os_error = 0;
+  os_socket fd = os_socket_open(AF_UNIX, false, &os_error);
+  if (fd == OS_SOCKET_INVALID) return fail_os(os_error);
+  /* No source binding: a Unix client stays unnamed, as in dart:io's connect. */
+  engine_lock();
+  int64_t handle = connect_register(dart_port, request_id, fd, false, &peer, peer_len, timeout_ms);
   engine_unlock();
   if (handle < 0) os_socket_close(fd);
   return handle;
@@ -351,13 +423,19 @@ TCP_API void tcp_close_finalizer(void *token) {
 
 /* ---- synchronous accessors ------------------------------------------------ */
 
-/* The local or remote address of handle into *sa: TCP_OK or an error. */
-static int32_t query_address(int64_t handle, bool remote, struct sockaddr_storage *sa) {
+/* The local or remote address of handle into *sa (its length in *sa_len):
+ * TCP_OK or an error -- TCP_ERR_NOT_TCP when a TCP address is asked of a
+ * Unix socket, TCP_ERR_ADDRESS_FAMILY when a path is asked of a TCP one. */
+static int32_t query_address(int64_t handle, bool remote, bool tcp, struct sockaddr_storage *sa, int *sa_len) {
   last_os_error = 0;
   engine_lock();
   int32_t error = TCP_OK;
   tcp_sock *s = remote ? lookup_kind(handle, SOCK_CONNECTION, &error) : lookup(handle, &error);
-  int os_error = s ? os_get_address(s->fd, remote, sa) : 0;
+  if (s != NULL && family_is_tcp(s->family) != tcp) {
+    error = tcp ? TCP_ERR_NOT_TCP : TCP_ERR_ADDRESS_FAMILY;
+    s = NULL;
+  }
+  int os_error = s ? os_get_address(s->fd, remote, sa, sa_len) : 0;
   engine_unlock();
   if (s == NULL) return error;
   if (os_error != 0) return fail_os(os_error);
@@ -366,14 +444,32 @@ static int32_t query_address(int64_t handle, bool remote, struct sockaddr_storag
 
 static int32_t address_of(int64_t handle, bool remote, uint8_t *addr_out, int32_t *port_out) {
   struct sockaddr_storage sa;
-  int32_t rc = query_address(handle, remote, &sa);
+  int sa_len = 0;
+  int32_t rc = query_address(handle, remote, true, &sa, &sa_len);
   return rc != TCP_OK ? rc : sockaddr_to_bytes(&sa, addr_out, port_out);
 }
 
 static int64_t scope_id_of(int64_t handle, bool remote) {
   struct sockaddr_storage sa;
-  int32_t rc = query_address(handle, remote, &sa);
+  int sa_len = 0;
+  int32_t rc = query_address(handle, remote, true, &sa, &sa_len);
   return rc != TCP_OK ? rc : sockaddr_scope_id(&sa);
+}
+
+static int32_t path_of(int64_t handle, bool remote, uint8_t *path_out, int32_t path_out_len) {
+  if (path_out == NULL || path_out_len < 0) return TCP_ERR_INVALID_ARGUMENT;
+  struct sockaddr_storage sa;
+  int sa_len = 0;
+  int32_t rc = query_address(handle, remote, false, &sa, &sa_len);
+  return rc != TCP_OK ? rc : sockaddr_to_unix_path(&sa, sa_len, path_out, path_out_len);
+}
+
+TCP_API int32_t tcp_local_path(int64_t handle, uint8_t *path_out, int32_t path_out_len) {
+  return path_of(handle, false, path_out, path_out_len);
+}
+
+TCP_API int32_t tcp_remote_path(int64_t connection, uint8_t *path_out, int32_t path_out_len) {
+  return path_of(connection, true, path_out, path_out_len);
 }
 
 TCP_API int64_t tcp_local_scope_id(int64_t handle) { return scope_id_of(handle, false); }
@@ -401,11 +497,21 @@ TCP_API int32_t tcp_remote_port(int64_t connection) {
   return rc < 0 ? rc : port;
 }
 
+/* Lock held. A connection with TCP options (noDelay, keepAlive). */
+static tcp_sock *lookup_tcp_connection(int64_t connection, int32_t *error) {
+  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, error);
+  if (s != NULL && !family_is_tcp(s->family)) {
+    *error = TCP_ERR_NOT_TCP;
+    return NULL;
+  }
+  return s;
+}
+
 static int32_t get_option(int64_t connection, int option) {
   last_os_error = 0;
   engine_lock();
   int32_t error = TCP_OK, value = 0;
-  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  tcp_sock *s = lookup_tcp_connection(connection, &error);
   int os_error = s ? os_get_bool_option(s->fd, option, &value) : 0;
   engine_unlock();
   if (s == NULL) return error;
@@ -417,7 +523,7 @@ static int32_t set_option(int64_t connection, int option, int32_t enabled) {
   last_os_error = 0;
   engine_lock();
   int32_t error = TCP_OK;
-  tcp_sock *s = lookup_kind(connection, SOCK_CONNECTION, &error);
+  tcp_sock *s = lookup_tcp_connection(connection, &error);
   int os_error = s ? os_set_bool_option(s->fd, option, enabled != 0) : 0;
   engine_unlock();
   if (s == NULL) return error;

@@ -356,7 +356,9 @@ static void op_settled(uring_backend *u, tcp_op *op) {
     read_settled(u, op);
     return;
   }
-  if (res == -ECANCELED && o->cancelled) {
+  /* An op io-wq runs blocking (a Unix connect waiting for room in a full
+   * backlog) is cancelled by interrupting its worker: it ends with -EINTR. */
+  if ((res == -ECANCELED || res == -EINTR) && o->cancelled) {
     sink_op_cancelled(sink, op);
     return;
   }

@@ -1,9 +1,10 @@
 /*
  * backend_iocp.c -- the Windows backend: one I/O completion port.
  *
- * submit issues the overlapped Winsock call (ConnectEx, AcceptEx, WSARecv,
- * WSASend) on the I/O thread; poll waits on the port with
- * GetQueuedCompletionStatusEx and reports each completion packet.
+ * submit issues the overlapped Winsock call (ConnectEx, AcceptEx: see
+ * iocp_connect.c; WSASend here; reads, a zero-byte WSARecv and then a
+ * non-blocking receive: iocp_read.c) on the I/O thread; poll waits on the port
+ * with GetQueuedCompletionStatusEx and reports each completion packet.
  *
  * Where the socket provider allows it, sockets use
  * FILE_SKIP_COMPLETION_PORT_ON_SUCCESS: a call that succeeds at once queues no
@@ -26,97 +27,26 @@
  *   ends exactly once. Otherwise the OS socket is closed only after every op on
  *   it completed (release is called with nothing in flight).
  *
- * FAULT HOOK (tests; test_c/test_portability.c)
- *   ZIG_TCP_IOCP_FAULT=WORD[,WORD...], read at create:
- *     cancel_miss          CancelIoEx finds nothing, on the socket and on its
- *                          base handle (the non-IFS LSP case above)
- *     accept_context_once  the first SO_UPDATE_ACCEPT_CONTEXT fails (WSAEINVAL)
- *     connect_error=CODE   every ConnectEx fails at once with CODE
- *     read_error=CODE      every WSARecv fails at once with CODE
+ * The fault hook (ZIG_TCP_IOCP_FAULT) and the layout of the backend: iocp.h.
  */
 #if !defined(_WIN32)
 #error "backend_iocp.c is for Windows only"
 #endif
 
-#include "backend.h"
+#include "iocp.h"
 
-#include <mstcpip.h>
-#include <mswsock.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <windows.h>
 
 #include "errors.h"
 
-/* Completion keys. Sockets are associated with KEY_IO; wake() posts KEY_WAKE. */
-#define KEY_IO ((ULONG_PTR)0)
-#define KEY_WAKE ((ULONG_PTR)1)
-
-/* AcceptEx needs room for each address plus 16 bytes. */
-#define ACCEPT_ADDR_BYTES ((DWORD)(sizeof(struct sockaddr_in6) + 16))
-/* Completion packets taken from the port per call. */
-#define BATCH 128
 /* One WSASend never locks more than this much of a (up to 1 GiB) write. */
 #define WRITE_CHUNK_MAX ((size_t)8 * 1024 * 1024)
 
-typedef struct iocp_op {
-  OVERLAPPED ov;        /* first: a packet's OVERLAPPED* leads to the op */
-  SOCKET accept_fd;     /* accept: the pre-created socket */
-  uint8_t *read_buffer; /* read: bytes_max bytes, held while the read waits (see issue_read) */
-  bool cancelled;       /* cancel() was called */
-  unsigned char addrs[2 * ACCEPT_ADDR_BYTES];
-} iocp_op;
-
-typedef struct iocp_sock {
-  bool skip_on_success; /* FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is set */
-  bool closed_early;    /* a cancel found nothing: the OS socket was closed to abort its I/O */
-} iocp_sock;
-
-/* What one address family's provider gives: extension functions are the
- * provider's own (an LSP may install different ones per family). */
-typedef struct iocp_family {
-  LPFN_ACCEPTEX accept_ex; /* NULL: no socket of this family could be made at create */
-  LPFN_CONNECTEX connect_ex;
-  bool ifs; /* the provider hands out IFS handles (skip mode is safe) */
-} iocp_family;
-
-typedef struct iocp_fault {
-  bool cancel_miss;
-  bool accept_context_once;
-  DWORD connect_error, read_error;
-} iocp_fault;
-
-typedef struct iocp_backend {
-  backend base;
-  HANDLE port;
-  iocp_family v4, v6;
-  /* Windows 10 1709+: SIO_TCP_INITIAL_RTO accepts TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS. */
-  bool no_syn_retransmissions;
-  /* Packets taken from the port by a cancel, reported on the next poll
-   * (tcp_op.backend_link). */
-  queue stash;
-  bool wake_stashed; /* the wake packet was among them */
-  iocp_fault fault;
-  volatile LONG wake_pending;
-  OVERLAPPED_ENTRY entries[BATCH];
-} iocp_backend;
-
-_Static_assert(sizeof(iocp_op) <= OP_BACKEND_BYTES, "iocp_op must fit in tcp_op.backend");
-_Static_assert(_Alignof(iocp_op) <= 16, "tcp_op.backend is 16-aligned");
-_Static_assert(sizeof(iocp_sock) <= SOCK_BACKEND_BYTES, "iocp_sock must fit in tcp_sock.backend");
-
-static inline iocp_op *iop(tcp_op *op) { return (iocp_op *)(void *)op->backend; }
-static inline iocp_sock *isock(tcp_sock *s) { return (iocp_sock *)(void *)s->backend; }
 static inline iocp_backend *self(backend *b) { return (iocp_backend *)(void *)b; }
 static inline tcp_op *op_from_ov(OVERLAPPED *ov) {
   return (tcp_op *)(void *)((char *)ov - offsetof(tcp_op, backend));
 }
-static inline iocp_family *family_of(iocp_backend *ib, const tcp_sock *s) {
-  return s->family == AF_INET6 ? &ib->v6 : &ib->v4;
-}
-
-static void completed(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err);
 
 /* ---- reporting ----------------------------------------------------------------- */
 
@@ -126,7 +56,7 @@ static bool ended_by_cancel(tcp_op *op, DWORD err) {
   return iop(op)->cancelled && (err == ERROR_OPERATION_ABORTED || isock(op->sock)->closed_early);
 }
 
-static void report_error(iocp_backend *ib, tcp_op *op, DWORD err) {
+void iocp_report_error(iocp_backend *ib, tcp_op *op, DWORD err) {
   if (ended_by_cancel(op, err)) sink_op_cancelled(ib->base.sink, op);
   else if (op->kind == OP_CONNECT) sink_op_failed(ib->base.sink, op, error_from_os_at_bind(err), (int64_t)err);
   else sink_op_error(ib->base.sink, op, (int64_t)err);
@@ -134,36 +64,15 @@ static void report_error(iocp_backend *ib, tcp_op *op, DWORD err) {
 
 /* ---- issuing overlapped calls ------------------------------------------------ */
 
-/* After an overlapped call: ok = it returned success at once. */
-static void after_issue(iocp_backend *ib, tcp_op *op, bool ok, DWORD bytes) {
+void iocp_after_issue(iocp_backend *ib, tcp_op *op, bool ok, DWORD bytes) {
   if (ok) {
     /* Without skip mode the port still gets a packet for it. */
-    if (isock(op->sock)->skip_on_success) completed(ib, op, bytes, 0);
+    if (isock(op->sock)->skip_on_success) iocp_completed(ib, op, bytes, 0);
     return;
   }
   DWORD err = (DWORD)WSAGetLastError();
   if (err == WSA_IO_PENDING) return;
-  completed(ib, op, 0, err); /* failed at once: no packet is queued */
-}
-
-/* TODO(issue 13): a zero-byte WSARecv to learn readability, then a
- * non-blocking receive, so that a waiting read holds no buffer; today the
- * read's buffer is taken when it is issued. */
-static void issue_read(iocp_backend *ib, tcp_op *op) {
-  memset(&iop(op)->ov, 0, sizeof(OVERLAPPED));
-  if (iop(op)->read_buffer == NULL) iop(op)->read_buffer = malloc(op->len);
-  if (iop(op)->read_buffer == NULL) {
-    sink_op_failed(ib->base.sink, op, TCP_ERR_NO_MEMORY, 0);
-    return;
-  }
-  WSABUF buf;
-  buf.len = (ULONG)op->len;
-  buf.buf = (char *)iop(op)->read_buffer;
-  DWORD bytes = 0, flags = 0;
-  int rc = SOCKET_ERROR;
-  if (ib->fault.read_error != 0) WSASetLastError((int)ib->fault.read_error);
-  else rc = WSARecv(op->sock->fd, &buf, 1, &bytes, &flags, &iop(op)->ov, NULL);
-  after_issue(ib, op, rc == 0, bytes);
+  iocp_completed(ib, op, 0, err); /* failed at once: no packet is queued */
 }
 
 static void issue_write(iocp_backend *ib, tcp_op *op) {
@@ -174,169 +83,7 @@ static void issue_write(iocp_backend *ib, tcp_op *op) {
   buf.buf = (char *)op->data + op->done;
   DWORD bytes = 0;
   int rc = WSASend(op->sock->fd, &buf, 1, &bytes, 0, &iop(op)->ov, NULL);
-  after_issue(ib, op, rc == 0, bytes);
-}
-
-/* ConnectEx needs a bound socket: bind to the family's wildcard address unless
- * tcp_connect bound a source address. The core says which (s->source_bound):
- * getsockname cannot, as it fails with WSAEINVAL both on an unbound socket and
- * on one "bound to ADDR_ANY" whose "connection has not yet occurred" (Microsoft
- * Learn, getsockname) -- the source-port-only connect. Returns 0 or the WSA
- * code. */
-static DWORD ensure_bound(tcp_sock *s) {
-  if (s->source_bound) return 0;
-  struct sockaddr_storage ss;
-  int len;
-  memset(&ss, 0, sizeof(ss));
-  if (s->family == AF_INET6) {
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    v6->sin6_family = AF_INET6;
-    v6->sin6_addr = in6addr_any;
-    len = (int)sizeof(*v6);
-  } else {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
-    v4->sin_family = AF_INET;
-    v4->sin_addr.s_addr = htonl(INADDR_ANY);
-    len = (int)sizeof(*v4);
-  }
-  if (bind(s->fd, (struct sockaddr *)&ss, len) != 0) return (DWORD)WSAGetLastError();
-  return 0;
-}
-
-static bool is_v4_mapped(const struct in6_addr *a) {
-  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  return memcmp(a->s6_addr, prefix, sizeof(prefix)) == 0;
-}
-
-/* The address ConnectEx gets: op->addr, except that the unspecified address
- * (0.0.0.0, ::, ::ffff:0.0.0.0) means this host's loopback, as Linux and the
- * BSDs connect it. Windows fails it with WSAEADDRNOTAVAIL; libuv converts it
- * the same way ("uv__convert_to_localhost_if_unspecified", src/win/winsock.c). */
-static void connect_target(const tcp_op *op, struct sockaddr_storage *out) {
-  memcpy(out, &op->addr, sizeof(*out));
-  if (out->ss_family == AF_INET) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
-    if (v4->sin_addr.s_addr == htonl(INADDR_ANY)) v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return;
-  }
-  struct in6_addr *a = &((struct sockaddr_in6 *)out)->sin6_addr;
-  static const uint8_t zero[16] = {0};
-  if (memcmp(a->s6_addr, zero, 16) == 0) {
-    *a = in6addr_loopback;
-  } else if (is_v4_mapped(a) && memcmp(a->s6_addr + 12, zero, 4) == 0) {
-    a->s6_addr[12] = 127; /* ::ffff:127.0.0.1 */
-    a->s6_addr[15] = 1;
-  }
-}
-
-static bool is_loopback(const struct sockaddr_storage *sa) {
-  if (sa->ss_family == AF_INET) return ((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr)[0] == 127;
-  const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-  return memcmp(a, &in6addr_loopback, sizeof(*a)) == 0 || (is_v4_mapped(a) && a->s6_addr[12] == 127);
-}
-
-/* Windows answers a SYN to a closed port with RST and still retransmits the
- * SYN for about 2 s before it reports the refusal; Linux reports it at once.
- * For loopback peers turn the retransmissions off, as libuv does ("This makes
- * connect() fail instantly if the target port on the localhost is not
- * reachable, instead of waiting for 2s. We do not care if this fails. This
- * only works on Windows version 10.0.16299 and later." -- uv__tcp_try_connect,
- * src/win/tcp.c) and Go (net/fd_windows.go). Older Windows would take the
- * value for a count of 254 retransmissions, hence the version check. Wine
- * refuses at once anyway (Linux sockets) and may not know the ioctl. */
-static void refuse_loopback_at_once(iocp_backend *ib, SOCKET fd, const struct sockaddr_storage *peer) {
-  if (!ib->no_syn_retransmissions || !is_loopback(peer)) return;
-  TCP_INITIAL_RTO_PARAMETERS rto;
-  rto.Rtt = TCP_INITIAL_RTO_UNSPECIFIED_RTT; /* the system's (administrator's) value */
-  rto.MaxSynRetransmissions = TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS;
-  DWORD bytes = 0;
-  (void)WSAIoctl(fd, SIO_TCP_INITIAL_RTO, &rto, (DWORD)sizeof(rto), NULL, 0, &bytes, NULL, NULL);
-}
-
-static void issue_connect(iocp_backend *ib, tcp_op *op) {
-  memset(&iop(op)->ov, 0, sizeof(OVERLAPPED));
-  DWORD err = ensure_bound(op->sock);
-  if (err != 0) {
-    completed(ib, op, 0, err);
-    return;
-  }
-  struct sockaddr_storage peer;
-  connect_target(op, &peer);
-  refuse_loopback_at_once(ib, op->sock->fd, &peer);
-  LPFN_CONNECTEX connect_ex = family_of(ib, op->sock)->connect_ex;
-  ZT_ASSERT(connect_ex != NULL); /* adopt refused the family otherwise */
-  DWORD bytes = 0;
-  BOOL ok = FALSE;
-  if (ib->fault.connect_error != 0) WSASetLastError((int)ib->fault.connect_error);
-  else ok = connect_ex(op->sock->fd, (const struct sockaddr *)&peer, op->addr_len, NULL, 0, &bytes, &iop(op)->ov);
-  after_issue(ib, op, ok != FALSE, 0);
-}
-
-/* ---- accepts ------------------------------------------------------------------ */
-
-static bool accept_error_is_transient(DWORD err) {
-  /* The peer reset or gave up before we took the connection: wait for the next. */
-  return err == WSAECONNRESET || err == ERROR_NETNAME_DELETED || err == WSAECONNABORTED ||
-         err == ERROR_CONNECTION_ABORTED;
-}
-
-/* The accepted socket takes the listener's properties; 0 or the WSA code. */
-static DWORD update_accept_context(iocp_backend *ib, SOCKET fd, SOCKET listener) {
-  if (ib->fault.accept_context_once) {
-    ib->fault.accept_context_once = false;
-    return WSAEINVAL;
-  }
-  if (setsockopt(fd, SOL_SOCKET, SO_UPDATE_ACCEPT_CONTEXT, (const char *)&listener, (int)sizeof(listener)) != 0)
-    return (DWORD)WSAGetLastError();
-  return 0;
-}
-
-/* AcceptEx finished with err: reports op, or returns true when another
- * AcceptEx must be issued for it. A failure that concerns only the accepted
- * socket -- the peer gave up, or SO_UPDATE_ACCEPT_CONTEXT failed on it -- does
- * not fail the caller's accept ("Error related to accepted socket is ignored
- * because the server socket may still be healthy" -- libuv,
- * uv__process_tcp_accept_req). */
-static bool accept_finished(iocp_backend *ib, tcp_op *op, DWORD err) {
-  iocp_op *o = iop(op);
-  SOCKET fd = o->accept_fd;
-  o->accept_fd = INVALID_SOCKET;
-  bool accepted = err == 0;
-  if (accepted) err = update_accept_context(ib, fd, op->sock->fd);
-  if (err == 0) {
-    sink_accept_done(ib->base.sink, op, fd);
-    return false;
-  }
-  if (fd != INVALID_SOCKET) os_socket_close(fd);
-  if (!o->cancelled && (accepted || accept_error_is_transient(err))) return true;
-  report_error(ib, op, err);
-  return false;
-}
-
-/* One AcceptEx; true when it finished at once and another must follow. */
-static bool try_accept(iocp_backend *ib, tcp_op *op) {
-  iocp_op *o = iop(op);
-  memset(&o->ov, 0, sizeof(o->ov));
-  int err = 0;
-  o->accept_fd = os_socket_open(op->sock->family, false, &err);
-  if (o->accept_fd == INVALID_SOCKET) {
-    report_error(ib, op, (DWORD)err);
-    return false;
-  }
-  DWORD bytes = 0;
-  BOOL ok = family_of(ib, op->sock)->accept_ex(op->sock->fd, o->accept_fd, o->addrs, 0, ACCEPT_ADDR_BYTES,
-                                                ACCEPT_ADDR_BYTES, &bytes, &o->ov);
-  if (ok && !isock(op->sock)->skip_on_success) return false; /* its packet comes */
-  DWORD rc = ok ? 0 : (DWORD)WSAGetLastError();
-  if (rc == WSA_IO_PENDING) return false;
-  return accept_finished(ib, op, rc);
-}
-
-/* A loop, not recursion: a backlog of connections the op does not take may
- * finish AcceptEx at once many times over. */
-static void issue_accept(iocp_backend *ib, tcp_op *op) {
-  while (try_accept(ib, op)) {
-  }
+  iocp_after_issue(ib, op, rc == 0, bytes);
 }
 
 /* ---- completions ---------------------------------------------------------------- */
@@ -344,7 +91,7 @@ static void issue_accept(iocp_backend *ib, tcp_op *op) {
 static void completed_write(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
   if (err == 0 && bytes == 0 && op->done < op->len) err = WSAECONNABORTED; /* no progress */
   if (err != 0) {
-    report_error(ib, op, err);
+    iocp_report_error(ib, op, err);
     return;
   }
   op->done += bytes;
@@ -353,45 +100,15 @@ static void completed_write(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err
   else issue_write(ib, op); /* short write: send the rest */
 }
 
-static void completed_read(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
-  iocp_op *o = iop(op);
-  uint8_t *buffer = o->read_buffer;
-  o->read_buffer = NULL;
-  if (err != 0 || bytes == 0) {
-    free(buffer);
-    if (err != 0) report_error(ib, op, err);
-    else sink_op_done(ib->base.sink, op, 0); /* end of stream */
-    return;
-  }
-  if (bytes > TCP_READ_COPY_BYTES_MAX) {
-    op_read_adopt(op, buffer);
-  } else {
-    bool copied = op_read_copy(op, buffer, bytes);
-    free(buffer);
-    if (!copied) {
-      sink_op_failed(ib->base.sink, op, TCP_ERR_NO_MEMORY, 0);
-      return;
-    }
-  }
-  sink_op_done(ib->base.sink, op, (int64_t)bytes);
-}
-
-static void completed(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
+void iocp_completed(iocp_backend *ib, tcp_op *op, DWORD bytes, DWORD err) {
   /* After the early close the socket is gone: a connect that made it in time
    * cannot be finished, and an accepted socket has no listener to update from. */
   if (err == 0 && isock(op->sock)->closed_early && (op->kind == OP_CONNECT || op->kind == OP_ACCEPT))
     err = ERROR_OPERATION_ABORTED;
   switch (op->kind) {
-    case OP_CONNECT:
-      if (err == 0 && setsockopt(op->sock->fd, SOL_SOCKET, SO_UPDATE_CONNECT_CONTEXT, NULL, 0) != 0)
-        err = (DWORD)WSAGetLastError();
-      if (err != 0) report_error(ib, op, err);
-      else sink_op_done(ib->base.sink, op, 0);
-      return;
-    case OP_ACCEPT:
-      if (accept_finished(ib, op, err)) issue_accept(ib, op);
-      return;
-    case OP_READ: completed_read(ib, op, bytes, err); return;
+    case OP_CONNECT: iocp_completed_connect(ib, op, err); return;
+    case OP_ACCEPT: iocp_completed_accept(ib, op, err); return;
+    case OP_READ: iocp_completed_read(ib, op, bytes, err); return;
     case OP_WRITE: completed_write(ib, op, bytes, err); return;
     default: ZT_ASSERT(!"only connect, accept, read and write are overlapped"); return;
   }
@@ -412,7 +129,7 @@ static void completed_packet(iocp_backend *ib, tcp_op *op, DWORD bytes) {
       bytes = b2;
     }
   }
-  completed(ib, op, bytes, err);
+  iocp_completed(ib, op, bytes, err);
 }
 
 /* Packets of the port: a wake, or an op's completion. */
@@ -497,9 +214,9 @@ static void iocp_submit(backend *b, tcp_op *op) {
   o->read_buffer = NULL;
   o->cancelled = false;
   switch (op->kind) {
-    case OP_CONNECT: issue_connect(ib, op); break;
-    case OP_ACCEPT: issue_accept(ib, op); break;
-    case OP_READ: issue_read(ib, op); break;
+    case OP_CONNECT: iocp_issue_connect(ib, op); break;
+    case OP_ACCEPT: iocp_issue_accept(ib, op); break;
+    case OP_READ: iocp_issue_read(ib, op); break;
     case OP_WRITE: issue_write(ib, op); break;
     case OP_SHUTDOWN_WRITE: {
       int err = os_shutdown_write(op->sock->fd);
@@ -516,8 +233,13 @@ static int32_t iocp_adopt(backend *b, tcp_sock *s) {
   iocp_sock *is = isock(s);
   is->skip_on_success = false;
   is->closed_early = false;
+  is->receive_first = false;
   const iocp_family *f = family_of(ib, s);
   if (f->accept_ex == NULL) return TCP_ERR_ADDRESS_FAMILY; /* no provider for it at create */
+  /* Reads receive without waiting once a zero-byte WSARecv said the socket is
+   * readable (iocp_read.c); overlapped calls are not affected by the mode. */
+  u_long nonblocking = 1;
+  if (s->kind == SOCK_CONNECTION && ioctlsocket(s->fd, FIONBIO, &nonblocking) != 0) return TCP_ERR_OS;
   if (CreateIoCompletionPort((HANDLE)s->fd, ib->port, KEY_IO, 0) == NULL) return TCP_ERR_OS;
   if (f->ifs && SetFileCompletionNotificationModes((HANDLE)s->fd,
                                                    FILE_SKIP_COMPLETION_PORT_ON_SUCCESS | FILE_SKIP_SET_EVENT_ON_HANDLE))
@@ -550,6 +272,13 @@ static void iocp_wake(backend *b) {
   iocp_backend *ib = self(b);
   if (InterlockedCompareExchange(&ib->wake_pending, 1, 0) != 0) return;
   if (!PostQueuedCompletionStatus(ib->port, 0, KEY_WAKE, NULL)) InterlockedExchange(&ib->wake_pending, 0);
+}
+
+/* Idle: the scratch buffer is made again by the next receive. */
+static void iocp_trim(backend *b) {
+  iocp_backend *ib = self(b);
+  free(ib->scratch);
+  ib->scratch = NULL;
 }
 
 /* ---- setup ------------------------------------------------------------------------- */
@@ -609,6 +338,8 @@ static void fault_from_env(iocp_fault *f) {
     else if (strcmp(word, "accept_context_once") == 0) f->accept_context_once = true;
     else if (strncmp(word, "connect_error=", 14) == 0) f->connect_error = (DWORD)strtoul(word + 14, NULL, 10);
     else if (strncmp(word, "read_error=", 11) == 0) f->read_error = (DWORD)strtoul(word + 11, NULL, 10);
+    else if (strcmp(word, "read_spurious=always") == 0) f->read_spurious = SPURIOUS_ALWAYS;
+    else if (strncmp(word, "read_spurious=", 14) == 0) f->read_spurious = (uint32_t)strtoul(word + 14, NULL, 10);
   }
 }
 
@@ -621,6 +352,9 @@ static int32_t iocp_create(backend_sink *sink, backend **out) {
     bool v4 = load_family(&ib->v4, AF_INET);
     bool v6 = load_family(&ib->v6, AF_INET6);
     if (!v4 && !v6) rc = TCP_ERR_UNSUPPORTED;
+    /* Optional: without an AF_UNIX provider (before Windows 10 1803, Wine 8)
+     * tcp_listen_unix / tcp_connect_unix fail at socket creation. */
+    (void)load_family(&ib->local, AF_UNIX);
   }
   if (rc == TCP_OK) {
     /* One thread runs the port: concurrency value 1. */
@@ -644,6 +378,7 @@ static void iocp_destroy(backend *b) {
   iocp_backend *ib = self(b);
   ZT_ASSERT(queue_empty(&ib->stash));
   CloseHandle(ib->port);
+  free(ib->scratch);
   free(ib);
   WSACleanup();
 }
@@ -658,4 +393,5 @@ const backend_vtable backend_iocp = {
     .release = iocp_release,
     .poll = iocp_poll,
     .wake = iocp_wake,
+    .trim = iocp_trim,
 };

@@ -56,8 +56,18 @@ int32_t error_from_os(int64_t os_error) {
     case WSANOTINITIALISED: return TCP_ERR_NOT_INITIALIZED;
 #else
     case EADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;
-    case EADDRNOTAVAIL: return TCP_ERR_ADDRESS_NOT_AVAILABLE;
-    case ECONNREFUSED: return TCP_ERR_CONNECTION_REFUSED;
+    case EADDRNOTAVAIL:
+    /* Unix socket paths (tcp.h, tcp_connect_unix, tcp_listen_unix): no such
+     * file, or a path through a missing directory or a non-directory. */
+    case ENOENT:
+    case ENOTDIR: return TCP_ERR_ADDRESS_NOT_AVAILABLE;
+    case ECONNREFUSED:
+    /* A connect to a path that names no socket: Linux says ECONNREFUSED, some
+     * BSDs ENOTSOCK. The engine's own fds are always sockets, so ENOTSOCK can
+     * come from nothing else. */
+    case ENOTSOCK: return TCP_ERR_CONNECTION_REFUSED;
+    case ENAMETOOLONG: return TCP_ERR_PATH_TOO_LONG;
+    case EROFS: return TCP_ERR_ACCESS_DENIED; /* a Unix listener on a read-only filesystem */
     case ECONNRESET: return TCP_ERR_CONNECTION_RESET;
     case ECONNABORTED: return TCP_ERR_CONNECTION_ABORTED;
     case ETIMEDOUT: return TCP_ERR_TIMED_OUT;

@@ -3,7 +3,8 @@
  * socket, and its connections are spread among them; another process cannot
  * join (no SO_REUSEPORT). Each tcp_listen with TCP_LISTEN_SHARED returns a
  * member handle; the first one creates the group's listener (hidden from
- * callers), later ones on the same address, port and v6_only join it. A
+ * callers), later ones on the same address, port and v6_only join it (Unix
+ * listeners: on the same path bytes, as dart:io keys them by sun_path). A
  * member's accepts run on the group's listener and complete on the member's
  * port, as do the connections they make. Closing a member ends its own accepts
  * and leaves the others working; the OS socket closes with the last member.
@@ -20,7 +21,8 @@
 
 typedef struct group_entry {
   tcp_sock *listener;
-  struct sockaddr_storage addr; /* as bound: the port is the real one */
+  struct sockaddr_storage addr; /* TCP: as bound (the port is the real one); Unix: the path asked for */
+  int addr_len;
   bool v6_only;
 } group_entry;
 
@@ -29,8 +31,10 @@ static struct {
   size_t len, cap;
 } G;
 
-static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+static bool same_address(const struct sockaddr_storage *a, int a_len, const struct sockaddr_storage *b, int b_len) {
   if (a->ss_family != b->ss_family) return false;
+  if (a->ss_family == AF_UNIX) /* the path's bytes, an abstract name's length included */
+    return a_len == b_len && memcmp(a, b, (size_t)a_len) == 0;
   if (a->ss_family == AF_INET) {
     const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
     return x->sin_port == y->sin_port && memcmp(&x->sin_addr, &y->sin_addr, sizeof(x->sin_addr)) == 0;
@@ -40,18 +44,19 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
          memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
-tcp_sock *shared_find(const struct sockaddr_storage *addr, bool v6_only) {
+tcp_sock *shared_find(const struct sockaddr_storage *addr, int addr_len, bool v6_only) {
   ASSERT_LOCKED();
   for (size_t i = 0; i < G.len; i++) {
     group_entry *e = &G.entries[i];
     ZT_ASSERT(e->listener->in_group_table && !e->listener->closing);
-    if (e->v6_only == v6_only && same_address(&e->addr, addr)) return e->listener;
+    if (e->v6_only == v6_only && same_address(&e->addr, e->addr_len, addr, addr_len)) return e->listener;
   }
   return NULL;
 }
 
-bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, bool v6_only) {
+bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, int addr_len, bool v6_only) {
   ASSERT_LOCKED();
+  ZT_ASSERT(addr_len > 0 && (size_t)addr_len <= sizeof(*addr));
   if (G.len == G.cap) {
     size_t cap = G.cap ? G.cap * 2 : 8;
     group_entry *grown = realloc(G.entries, cap * sizeof(*grown));
@@ -61,6 +66,7 @@ bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, bo
   }
   G.entries[G.len].listener = listener;
   G.entries[G.len].addr = *addr;
+  G.entries[G.len].addr_len = addr_len;
   G.entries[G.len].v6_only = v6_only;
   G.len++;
   listener->hidden = true;

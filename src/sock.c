@@ -117,12 +117,18 @@ static void end_all_unstarted(tcp_sock *s, queue *q, int64_t code) {
 /* Starts the next read if none is in flight. No read holds a buffer while it
  * waits: the backend provides one only when bytes are there. */
 static void pump_reads(tcp_sock *s) {
-  if (s->closing || !s->connected || queue_empty(&s->reads)) return;
-  tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
-  if (op->state != OP_QUEUED) return;
-  /* A stream stopped while its receive waited behind other reads. */
-  if (op->stream_part && s->stream_stopping) end_unstarted(s, op, TCP_ERR_STOPPED);
-  else start(op);
+  while (!s->closing && s->connected && !queue_empty(&s->reads)) {
+    tcp_op *op = QUEUE_ENTRY(s->reads.head, tcp_op, core_link);
+    if (op->state != OP_QUEUED) return;
+    /* A stream stopped while its receive waited behind other reads: it ends
+     * here, and a tcp_read queued behind it (accepted once stopping) is next. */
+    if (op->stream_part && s->stream_stopping) {
+      end_unstarted(s, op, TCP_ERR_STOPPED);
+      continue;
+    }
+    start(op);
+    return;
+  }
 }
 
 void sock_queue_read(tcp_sock *s, tcp_op *op) {
@@ -225,6 +231,10 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
     return;
   }
   shared_forget(s);
+  /* dart:io removes the file when the listener closes; at once, so that the
+   * path may be listened on again as soon as tcp_close returns. */
+  os_unix_file_remove(s->unix_file);
+  s->unix_file = NULL;
   /* An op queued behind one in flight ends only after it (sock_op_ended). */
   end_all_unstarted(s, &s->accepts, reason);
   if (queue_empty(&s->reads) || QUEUE_ENTRY(s->reads.head, tcp_op, core_link)->state == OP_QUEUED)
@@ -348,7 +358,7 @@ void sock_released(tcp_sock *s) {
   ASSERT_LOCKED();
   ZT_ASSERT(s->closing && s->release_requested && s->inflight == 0);
   ZT_ASSERT(queue_empty(&s->reads) && queue_empty(&s->writes) && queue_empty(&s->accepts));
-  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL);
+  ZT_ASSERT(s->connect_op == NULL && s->stream == NULL && s->unix_file == NULL);
   ZT_ASSERT(s->group_members == 0 && !s->in_group_table); /* a group outlives its members */
   ZT_ASSERT(s->reads_ended == s->reads_issued && s->writes_ended == s->writes_issued);
   if (s->close_op != NULL) sock_complete(s->close_op, 0, 0);

@@ -34,7 +34,9 @@ struct tcp_sock {
   int64_t handle;            /* the id handed out (slot | generation << 32) */
   int64_t dart_port;
   os_socket fd;
-  int family;                /* AF_INET / AF_INET6 */
+  int family;                /* AF_INET / AF_INET6, or AF_UNIX: the transport (family_is_tcp) */
+  os_unix_file *unix_file;   /* a Unix listener's socket file, removed when its close begins
+                              * (tcp.h, tcp_listen_unix); NULL for every other socket */
   bool closing;              /* tcp_close or shutdown seen: no new ops */
   bool release_requested;    /* handed to the loop for backend->release */
   bool connected;            /* reads/writes may start (false while connecting) */
@@ -96,10 +98,11 @@ bool sock_stream_stop_receive(tcp_sock *s);
 void sock_complete(tcp_op *op, int64_t result, int64_t os_error);
 
 /* Shared listeners (shared.c). */
-/* The group listening on addr (bound, port != 0) that new members may join. */
-tcp_sock *shared_find(const struct sockaddr_storage *addr, bool v6_only);
+/* The group listening on addr (TCP: bound, port != 0; Unix: the path) that
+ * new members may join. */
+tcp_sock *shared_find(const struct sockaddr_storage *addr, int addr_len, bool v6_only);
 /* Makes listener (just created on addr) a group others can join. */
-bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, bool v6_only);
+bool shared_register(tcp_sock *listener, const struct sockaddr_storage *addr, int addr_len, bool v6_only);
 /* A new member of group for dart_port; NULL with *error on failure. */
 tcp_sock *shared_join(tcp_sock *group, int64_t dart_port, int32_t *error);
 /* sock.c -> shared.c: a member begins closing / one of its accepts ended. */

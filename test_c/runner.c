@@ -18,6 +18,7 @@ static jmp_buf g_jmp;
 static h_outcome g_outcome;
 static char g_msg[1024];
 int64_t h_timeout_ms = 20000;
+h_transport h_transport_now = H_TCP;
 
 #define TEST_END_FNS_MAX 8
 static void (*g_test_end_fns[TEST_END_FNS_MAX])(void);
@@ -46,32 +47,12 @@ void h_skip(const char *fmt, ...) {
 }
 
 const char *h_code_name(long long code) {
+  if (code >= 0) return "";
   switch (code) {
-#define N(c) \
-  case c: return #c;
-    N(TCP_ERR_INVALID_ARGUMENT)
-    N(TCP_ERR_BAD_HANDLE)
-    N(TCP_ERR_CLOSED)
-    N(TCP_ERR_NOT_INITIALIZED)
-    N(TCP_ERR_SHUTDOWN)
-    N(TCP_ERR_NO_MEMORY)
-    N(TCP_ERR_UNSUPPORTED)
-    N(TCP_ERR_DART_API)
-    N(TCP_ERR_ADDRESS_IN_USE)
-    N(TCP_ERR_ADDRESS_NOT_AVAILABLE)
-    N(TCP_ERR_CONNECTION_REFUSED)
-    N(TCP_ERR_CONNECTION_RESET)
-    N(TCP_ERR_CONNECTION_ABORTED)
-    N(TCP_ERR_TIMED_OUT)
-    N(TCP_ERR_NETWORK_UNREACHABLE)
-    N(TCP_ERR_HOST_UNREACHABLE)
-    N(TCP_ERR_BROKEN_PIPE)
-    N(TCP_ERR_ACCESS_DENIED)
-    N(TCP_ERR_TOO_MANY_FILES)
-    N(TCP_ERR_NOT_CONNECTED)
-    N(TCP_ERR_ADDRESS_FAMILY)
-    N(TCP_ERR_OS)
-#undef N
+#define H_CODE_NAME_(name, value, text) \
+  case name: return #name;
+    TCP_ERRORS(H_CODE_NAME_)
+#undef H_CODE_NAME_
     default: return code < 0 ? "?" : "";
   }
 }
@@ -93,6 +74,23 @@ static void run_test_end_fns(void) {
   g_ntest_end_fns = 0;
 }
 
+static void (*g_after_body_fns[TEST_END_FNS_MAX])(void);
+static size_t g_nafter_body_fns;
+
+void h_after_body(void (*fn)(void)) {
+  for (size_t i = 0; i < g_nafter_body_fns; i++)
+    if (g_after_body_fns[i] == fn) return;
+  if (g_nafter_body_fns == TEST_END_FNS_MAX) FAILF("too many after-body functions (test bug)");
+  g_after_body_fns[g_nafter_body_fns++] = fn;
+}
+
+const char *h_failure(void) { return g_outcome == H_FAIL ? g_msg : NULL; }
+
+static void run_after_body_fns(void) {
+  for (size_t i = 0; i < g_nafter_body_fns; i++) g_after_body_fns[i]();
+  g_nafter_body_fns = 0;
+}
+
 /* The body: a fresh engine, then the test. Leaves by return or longjmp. */
 static void run_body(test_fn fn) {
   if (setjmp(g_jmp) == 0) {
@@ -108,6 +106,7 @@ h_outcome h_run_test(test_fn fn, char *msg, size_t msg_size) {
   g_outcome = H_PASS;
   g_msg[0] = '\0';
   run_body(fn);
+  run_after_body_fns();
   /* teardown (also after a failure or a skip) */
   h_outcome outcome = g_outcome;
   char saved[sizeof g_msg];
@@ -146,6 +145,7 @@ int h_run_tests(const h_test *tests, size_t n, int argc, char **argv) {
   static char msg[sizeof g_msg];
   for (size_t k = 0; k < n; k++) {
     if (!selected(tests[k].name, argc, argv)) continue;
+    h_transport_now = tests[k].transport;
     switch (h_run_test(tests[k].fn, msg, sizeof msg)) {
       case H_PASS:
         passed++;

@@ -17,10 +17,18 @@
 
 typedef void (*test_fn)(void);
 
+/* The transport a test runs over (endpoint.h): a transport-neutral test runs
+ * once per transport; every other test runs once, with H_TCP. */
+typedef enum h_transport { H_TCP = 0, H_UNIX = 1 } h_transport;
+
 typedef struct h_test {
   const char *name;
   test_fn fn;
+  h_transport transport;
 } h_test;
+
+/* The transport of the test that runs now. */
+extern h_transport h_transport_now;
 
 typedef enum h_outcome { H_PASS, H_FAIL, H_SKIP } h_outcome;
 
@@ -64,6 +72,15 @@ void h_runner_configure(void);
  * (cleanup of what a helper set up: a network namespace, ...). Registering
  * the same fn twice in one test runs it once. */
 void h_at_test_end(void (*fn)(void));
+
+/* Runs fn right after the current test's body has returned or failed, before
+ * the tracker's checks shut the engine down (a program that paces the I/O
+ * thread, such as the simulation test, lets it run freely here). Same rules
+ * as h_at_test_end; fn must not fail the test. */
+void h_after_body(void (*fn)(void));
+/* The running test's first failure ("why (file:line)"), or NULL while it has
+ * not failed (for an after-body function that reports early). */
+const char *h_failure(void);
 
 /* Runs one test: reset fake VM, tcp_init, fn, then the tracker's checks
  * (h_tracker_finish), the test-end functions and a reset of tracker and fake

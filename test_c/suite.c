@@ -12,6 +12,7 @@
  * TCP_SUITE_NO_NETNS=1 makes the connect-timeout tests use a listener with a
  * full backlog instead of a network namespace that drops SYNs.
  *
+ * Transport-neutral tests run twice, NAME_tcp and NAME_unix (test_list.h).
  * The tests are listed in test_list.h and live in the test_*.c files, one per
  * topic; the harness (runner, tracker, tracked calls) is in harness.h.
  */
@@ -29,8 +30,10 @@
 #include "test_list.h"
 
 static const h_test g_tests[] = {
-#define TCP_SUITE_ENTRY(name) {#name, test_##name},
-    TCP_SUITE_TESTS(TCP_SUITE_ENTRY)
+#define TCP_SUITE_ENTRY(name) {#name, test_##name, H_TCP},
+#define TCP_SUITE_ENTRY_BOTH(name) {#name "_tcp", test_##name, H_TCP}, {#name "_unix", test_##name, H_UNIX},
+    TCP_SUITE_TESTS(TCP_SUITE_ENTRY, TCP_SUITE_ENTRY_BOTH)
+#undef TCP_SUITE_ENTRY_BOTH
 #undef TCP_SUITE_ENTRY
 };
 static const size_t g_ntests = sizeof g_tests / sizeof g_tests[0];

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "harness.h"
 #include "test_list.h"
 
@@ -80,11 +81,11 @@ void test_echo_ipv6(void) {
 
 void test_accept_several_pending(void) {
   int64_t port = h_port();
-  int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
-  int32_t p = tcp_local_port(l);
+  int64_t l = h_listen_any(port, 0);
+  h_endpoint ep = h_endpoint_of(l);
   int64_t acc[3], con[3], ch[3], sh[3];
   for (int i = 0; i < 3; i++) acc[i] = h_accept(l);
-  for (int i = 0; i < 3; i++) con[i] = h_connect(port, H_LOOPBACK4, 4, p, 0, &ch[i]);
+  for (int i = 0; i < 3; i++) con[i] = h_connect_to(port, &ep, 0, &ch[i]);
   for (int i = 0; i < 3; i++) CHECK_EQ(h_result(con[i]), 0);
   for (int i = 0; i < 3; i++) sh[i] = h_accepted(acc[i]);
   for (int i = 0; i < 3; i++)
@@ -92,16 +93,23 @@ void test_accept_several_pending(void) {
       CHECK(sh[i] != sh[k]);
       CHECK(ch[i] != ch[k]);
     }
-  /* pair them up by port numbers and talk over each */
+  /* pair them up by what each client says (no ports on every transport) and
+   * talk back over each: every client and every server is in one pair */
+  bool heard[3] = {false, false, false};
   for (int i = 0; i < 3; i++) {
-    int found = -1;
-    for (int k = 0; k < 3; k++)
-      if (tcp_remote_port(sh[k]) == tcp_local_port(ch[i])) found = k;
-    CHECK(found >= 0);
-    uint8_t b = (uint8_t)('a' + i), got = 0;
+    uint8_t b = (uint8_t)('a' + i);
     h_write_all(ch[i], &b, 1);
-    h_read_exact(sh[found], &got, 1);
-    CHECK_EQ(got, b);
+  }
+  for (int k = 0; k < 3; k++) {
+    uint8_t got = 0;
+    h_read_exact(sh[k], &got, 1);
+    int i = got - 'a';
+    CHECK(i >= 0 && i < 3 && !heard[i]);
+    heard[i] = true;
+    uint8_t back = (uint8_t)('A' + i), got_back = 0;
+    h_write_all(sh[k], &back, 1);
+    h_read_exact(ch[i], &got_back, 1);
+    CHECK_EQ(got_back, back);
   }
   for (int i = 0; i < 3; i++) {
     h_close_wait(ch[i]);
@@ -136,7 +144,7 @@ void test_transfer_16mib_both_ways(void) {
   const size_t n = (size_t)16 << 20, chunk = 64 * 1024, rmax = 256 * 1024;
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   uint8_t *up = (uint8_t *)malloc(n), *down = (uint8_t *)malloc(n);
   CHECK(up != NULL && down != NULL);
   byte_stream_fill(11, 0, up, n);
@@ -257,15 +265,15 @@ static void many_server_read(h_req *r) {
 void test_many_connections(void) {
   ensure_fd_limit();
   int64_t port = h_port();
-  int64_t l = h_listen(port, H_LOOPBACK4, 4, 1024);
-  int32_t p = tcp_local_port(l);
+  int64_t l = h_listen_any(port, 1024);
+  h_endpoint ep = h_endpoint_of(l);
   static many_conns m;
   memset(m.have, 0, sizeof m.have);
   m.verified = 0;
   for (int i = 0; i < NCONN; i++) h_get(h_accept(l))->user = -1;
   for (int i = 0; i < NCONN; i++) {
     snprintf((char *)m.want[i], MSG_LEN, "connection %d of %d says hello", i, NCONN);
-    h_get(h_connect(port, H_LOOPBACK4, 4, p, 0, &m.ch[i]))->user = i + 1;
+    h_get(h_connect_to(port, &ep, 0, &m.ch[i]))->user = i + 1;
   }
   int clients_closed = 0, servers_closed = 0, accepted = 0;
   while (clients_closed < NCONN || servers_closed < NCONN) {
@@ -309,7 +317,7 @@ void test_many_connections(void) {
 void test_eof_after_peer_close(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   h_write_all(c, "bye", 3);
   h_close_wait(c);
   uint8_t buf[3];
@@ -323,7 +331,7 @@ void test_eof_after_peer_close(void) {
 void test_read_after_eof(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   CHECK_EQ(h_result(h_shutw(c)), 0);
   h_expect_eof(s);
   h_expect_eof(s);
@@ -341,7 +349,7 @@ void test_read_after_eof(void) {
 void test_shutdown_write_half_close(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   int64_t w = h_write(c, "abc", 3);
   int64_t sw = h_shutw(c);
   h_req *wr = h_await(w), *swr = h_await(sw);
@@ -374,7 +382,7 @@ void test_shutdown_write_half_close(void) {
 void test_zero_length_write(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   int64_t w1 = h_write(c, "ab", 2);
   int64_t w0 = h_write(c, NULL, 0);
   uint8_t empty = 0;
@@ -401,7 +409,7 @@ void test_many_small_writes_batched(void) {
   enum { NW = 400 };
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   static int64_t ids[NW];
   uint8_t buf[NW];
   for (int i = 0; i < NW; i++) {
@@ -429,7 +437,7 @@ void test_many_small_writes_batched(void) {
 void test_read_in_chunks(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   static const char msg[] = "0123456789";
   h_write_all(c, msg, 10);
   uint8_t got[10];
@@ -450,7 +458,7 @@ void test_read_in_chunks(void) {
 void test_reads_in_call_order(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   int64_t r[3];
   for (int i = 0; i < 3; i++) r[i] = h_read(s, 1);
   h_write_all(c, "abc", 3);

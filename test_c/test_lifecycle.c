@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "harness.h"
 #include "test_list.h"
 #include "raw_socket.h"
@@ -46,7 +47,7 @@ void test_lifecycle(void) {
   h_engine_started();
   CHECK(tcp_backend_name() != NULL);
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   h_write_all(c, "ping", 4);
   uint8_t buf[4];
   h_read_exact(s, buf, 4);
@@ -100,7 +101,7 @@ void test_concurrent_init(void) {
   CHECK(tcp_backend_name() != NULL);
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   uint8_t b = 0;
   h_write_all(c, "i", 1);
   h_read_exact(s, &b, 1);
@@ -115,12 +116,12 @@ void test_concurrent_init(void) {
 /* ---- engine shutdown with work pending ------------------------------------------------- */
 void test_shutdown_with_pending(void) {
   int64_t port = h_port();
-  int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
-  int64_t l2 = h_listen(port, H_LOOPBACK4, 4, 0);
-  int32_t p = tcp_local_port(l);
+  int64_t l = h_listen_any(port, 0);
+  int64_t l2 = h_listen_any(port, 0);
+  h_endpoint ep = h_endpoint_of(l);
   /* a peer the engine does not own, so nothing but the shutdown can end the
    * pending operations */
-  raw_sock raw = raw_connect4(p);
+  raw_sock raw = h_raw_connect(&ep);
   int64_t s = h_accepted(h_accept(l));
   int64_t a2 = h_accept(l);
   int64_t r = h_read(s, 4096);
@@ -147,11 +148,11 @@ void test_shutdown_with_pending(void) {
   CHECK(rc == TCP_ERR_CLOSED || rc == TCP_ERR_BAD_HANDLE);
   rc = tcp_close(l, h_new_id());
   CHECK(rc == TCP_ERR_CLOSED || rc == TCP_ERR_BAD_HANDLE);
-  rc = tcp_local_port(l);
+  rc = tcp_local_path(l, ep.path, TCP_UNIX_PATH_BYTES_MAX);
   CHECK(rc == TCP_ERR_CLOSED || rc == TCP_ERR_BAD_HANDLE);
   /* and the new engine works */
   int64_t c3, s3;
-  int64_t l3 = h_pair(port, port, H_LOOPBACK4, 4, &c3, &s3);
+  int64_t l3 = h_pair_any(port, port, &c3, &s3);
   CHECK(c3 != s && s3 != s && l3 != l);
   uint8_t b = 0;
   h_write_all(c3, "z", 1);

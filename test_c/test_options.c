@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoint.h"
 #include "harness.h"
 #include "test_list.h"
 
 void test_keepalive_nodelay(void) {
   int64_t port = h_port();
   int64_t c, s;
-  int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);
+  int64_t l = h_pair_any(port, port, &c, &s);
   int64_t hs[2] = {c, s};
   for (int i = 0; i < 2; i++) {
     int64_t h = hs[i];
@@ -76,13 +77,14 @@ void test_listen_reuse_port(void) { two_listeners_on_one_port(TCP_LISTEN_REUSE_P
  * port; closing one leaves the other working; the socket closes with the last. */
 void test_listen_shared_two_ports(void) {
   int64_t port_a = h_port(), port_b = h_port(), client_port = h_port();
-  int64_t la = h_listen_mode(port_a, H_LOOPBACK4, 4, 0, TCP_LISTEN_SHARED);
-  int32_t p = tcp_local_port(la);
-  int64_t lb = h_listen_mode(port_b, H_LOOPBACK4, 4, p, TCP_LISTEN_SHARED);
+  h_endpoint fresh = h_fresh_endpoint();
+  int64_t la = h_listen_at(port_a, &fresh, 0, TCP_LISTEN_SHARED);
+  h_endpoint ep = h_endpoint_of(la); /* TCP: with the port the first member got */
+  int64_t lb = h_listen_at(port_b, &ep, 0, TCP_LISTEN_SHARED);
   int64_t acc_a = h_accept(la), acc_b = h_accept(lb);
   int64_t c1 = 0, c2 = 0;
-  CHECK_EQ(h_result(h_connect(client_port, H_LOOPBACK4, 4, p, 0, &c1)), 0);
-  CHECK_EQ(h_result(h_connect(client_port, H_LOOPBACK4, 4, p, 0, &c2)), 0);
+  CHECK_EQ(h_result(h_connect_to(client_port, &ep, 0, &c1)), 0);
+  CHECK_EQ(h_result(h_connect_to(client_port, &ep, 0, &c2)), 0);
   int64_t sa = h_accepted(acc_a), sb = h_accepted(acc_b); /* each had one accept waiting */
   h_remember_port(sa, port_a);
   h_remember_port(sb, port_b);
@@ -96,13 +98,14 @@ void test_listen_shared_two_ports(void) {
   CHECK_EQ(h_result(pending_a), TCP_ERR_CLOSED);
   CHECK_EQ(h_result(close_a), 0);
   int64_t acc_b2 = h_accept(lb), c3 = 0;
-  CHECK_EQ(h_result(h_connect(client_port, H_LOOPBACK4, 4, p, 0, &c3)), 0);
+  CHECK_EQ(h_result(h_connect_to(client_port, &ep, 0, &c3)), 0);
   int64_t sb2 = h_accepted(acc_b2);
   h_remember_port(sb2, port_b);
-  /* The last member closes the OS socket: the port refuses connections. */
+  /* The last member closes the OS socket: the port refuses connections (a
+   * Unix group's file goes with it). */
   h_close_wait(lb);
   int64_t c4 = 0;
-  CHECK_EQ(h_result(h_connect(client_port, H_LOOPBACK4, 4, p, 0, &c4)), TCP_ERR_CONNECTION_REFUSED);
+  CHECK_EQ(h_result(h_connect_to(client_port, &ep, 0, &c4)), h_gone_endpoint_error());
   int64_t all[] = {c1, c2, c3, c4, sa, sb, sb2};
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) h_close_wait(all[i]);
 }

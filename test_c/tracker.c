@@ -280,6 +280,20 @@ h_req *h_await(int64_t id) {
   return r;
 }
 
+h_req *h_take(int64_t port, size_t *data_bytes) {
+  fd_completion c;
+  *data_bytes = 0;
+  if (!fake_dart_next(port, 0, &c)) return NULL;
+  int64_t id = c.request_id;
+  h_req *r = lookup(id);
+  size_t data = r != NULL && r->issued && r->kind == K_STREAM && c.result > 0 ? (size_t)c.result : 0;
+  file_completion(&c); /* fails the test for an unknown id, a duplicate, a wrong port or payload */
+  r = lookup(id);
+  if (data == 0) r->consumed = true;
+  *data_bytes = data;
+  return r;
+}
+
 h_req *h_next(int64_t port) {
   for (;;) {
     while (g_fifo_head < g_nfifo && lookup(g_fifo[g_fifo_head])->consumed) g_fifo_head++;

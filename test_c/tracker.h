@@ -91,6 +91,12 @@ h_req *h_next(int64_t port);
 h_req *h_stream_wait(int64_t id, size_t bytes);
 /* A stream: takes whatever already arrived, without waiting. */
 void h_stream_poll(int64_t id);
+/* Takes the next completion of port if one is there (no wait), checks and
+ * files it as h_next does and returns its request, marked consumed; NULL when
+ * none is there. A stream's DATA completion returns the stream with
+ * *data_bytes = its size (its bytes end stream_bytes); otherwise 0. For a
+ * program that checks every completion in arrival order itself. */
+h_req *h_take(int64_t port, size_t *data_bytes);
 /* Frees the payload of a consumed completion early (big transfers).
  * h_req pointers stay valid for the whole test. */
 void h_release(h_req *r);

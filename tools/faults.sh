@@ -7,7 +7,9 @@
 # Local faults (a private network namespace with only loopback, or the host
 # loopback without root): peer RST during a pending read and a pending write,
 # EMFILE on accept and connect with recovery, a burst of 70,000 cancelled
-# accepts; on io_uring also all three again on a 2-entry ring
+# accepts -- each over TCP and again over Unix domain sockets (where the
+# "reset" is a peer closing with data unread); on io_uring also all of them
+# again on a 2-entry ring
 # (ZIG_TCP_URING_ENTRIES=2: SQ-full backlog and CQ overflow).
 #
 # Network faults (need root, ip, nft): two namespaces joined by a veth pair,
@@ -68,15 +70,16 @@ fi
 # ---- local faults ------------------------------------------------------------
 for backend in "${backends[@]}"; do
   echo "== local faults, backend $backend"
-  for check in rst-peer emfile "overflow 70000"; do
-    log="$out/faults-$backend-${check%% *}.log"
+  for check in rst-peer emfile "overflow 70000" "rst-peer unix" "emfile unix" "overflow 70000 unix"; do
+    tag="${check%% *}"; [ "${check##* }" = unix ] && tag="$tag-unix"
+    log="$out/faults-$backend-$tag.log"
     if $can_netns; then
       ZIG_TCP_BACKEND=$backend timeout 300 unshare -n sh -c 'ip link set lo up && exec "$@"' faults "$faults" $check \
         >"$log" 2>&1
     else
       ZIG_TCP_BACKEND=$backend timeout 300 "$faults" $check >"$log" 2>&1
     fi
-    tally "$backend/${check%% *}" "$log" $?
+    tally "$backend/$tag" "$log" $?
   done
 done
 # io_uring on a 2-entry SQ / 4-entry CQ (ZIG_TCP_URING_ENTRIES): the same
@@ -84,8 +87,9 @@ done
 for backend in "${backends[@]}"; do
   [ "$backend" = io_uring ] || continue
   echo "== local faults, backend io_uring, ZIG_TCP_URING_ENTRIES=2"
-  for check in rst-peer emfile "overflow 5000"; do
-    log="$out/faults-tiny-ring-${check%% *}.log"
+  for check in rst-peer emfile "overflow 5000" "rst-peer unix" "emfile unix" "overflow 5000 unix"; do
+    tag="${check%% *}"; [ "${check##* }" = unix ] && tag="$tag-unix"
+    log="$out/faults-tiny-ring-$tag.log"
     if $can_netns; then
       ZIG_TCP_URING_ENTRIES=2 ZIG_TCP_BACKEND=io_uring timeout 300 unshare -n sh -c 'ip link set lo up && exec "$@"' \
         faults "$faults" $check >"$log" 2>&1
@@ -93,7 +97,7 @@ for backend in "${backends[@]}"; do
       ZIG_TCP_URING_ENTRIES=2 ZIG_TCP_BACKEND=io_uring timeout 300 "$faults" $check >"$log" 2>&1
     fi
     sed -i 's/^\(PASS\|FAIL\) io_uring\//\1 io_uring-ring2\//' "$log"
-    tally "io_uring-ring2/${check%% *}" "$log" $?
+    tally "io_uring-ring2/$tag" "$log" $?
   done
 done
 

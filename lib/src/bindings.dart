@@ -34,6 +34,7 @@ const int TCP_ERR_DART_API = -8;
 const int TCP_ERR_BACKEND_FAILED = -9;
 const int TCP_ERR_BUSY = -10;
 const int TCP_ERR_STOPPED = -11;
+const int TCP_ERR_NOT_TCP = -12;
 const int TCP_ERR_ADDRESS_IN_USE = -20;
 const int TCP_ERR_ADDRESS_NOT_AVAILABLE = -21;
 const int TCP_ERR_CONNECTION_REFUSED = -22;
@@ -47,6 +48,7 @@ const int TCP_ERR_ACCESS_DENIED = -29;
 const int TCP_ERR_TOO_MANY_FILES = -30;
 const int TCP_ERR_NOT_CONNECTED = -31;
 const int TCP_ERR_ADDRESS_FAMILY = -32;
+const int TCP_ERR_PATH_TOO_LONG = -33;
 const int TCP_ERR_OS = -99;
 
 /// tcp_listen's `shared`: dart:io's shared listeners (one OS socket for the
@@ -55,6 +57,11 @@ const int TCP_LISTEN_SHARED = 1;
 
 /// tcp_listen's `shared`: SO_REUSEPORT (not on Windows).
 const int TCP_LISTEN_REUSE_PORT = 2;
+
+/// The largest sun_path of any platform (Linux, Windows; macOS/BSD: 104):
+/// room enough for tcp_local_path / tcp_remote_path, and the most bytes a
+/// path passed to tcp_listen_unix / tcp_connect_unix can have.
+const int TCP_UNIX_PATH_BYTES_MAX = 108;
 
 /// Largest bytes_max for one tcp_read.
 const int TCP_READ_BYTES_MAX = 64 * 1024 * 1024;
@@ -96,6 +103,13 @@ external int tcp_last_os_error();
 external int tcp_listen(int dart_port, Pointer<Uint8> addr, int addr_len,
     int port, int backlog, int v6_only, int shared);
 
+/// Like tcp_listen, on a Unix socket path (path_len bytes, no NUL counted;
+/// an abstract name is a leading NUL byte and the name, Linux only).
+@Native<Int64 Function(Int64, Pointer<Uint8>, Int32, Int32, Int32)>(
+    symbol: 'tcp_listen_unix', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_listen_unix(int dart_port, Pointer<Uint8> path, int path_len,
+    int backlog, int shared);
+
 @Native<Int32 Function(Int64, Int64)>(
     symbol: 'tcp_accept', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_accept(int listener, int request_id);
@@ -116,6 +130,12 @@ external int tcp_connect(
     int source_addr_len,
     int source_port,
     int timeout_ms);
+
+/// Like tcp_connect, to a Unix socket path.
+@Native<Int64 Function(Int64, Int64, Pointer<Uint8>, Int32, Int64)>(
+    symbol: 'tcp_connect_unix', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_connect_unix(int dart_port, int request_id,
+    Pointer<Uint8> path, int path_len, int timeout_ms);
 
 @Native<Int32 Function(Int64, Int64, Int64)>(
     symbol: 'tcp_read', assetId: zigTcpAssetId, isLeaf: true)
@@ -164,6 +184,19 @@ external int tcp_local_address(int handle, Pointer<Uint8> addr_out);
 @Native<Int32 Function(Int64, Pointer<Uint8>)>(
     symbol: 'tcp_remote_address', assetId: zigTcpAssetId, isLeaf: true)
 external int tcp_remote_address(int connection, Pointer<Uint8> addr_out);
+
+/// The local / remote path of a Unix socket into path_out (path_out_len
+/// bytes of room): its length (0 for an unnamed socket; an abstract name
+/// counts its leading NUL), TCP_ERR_ADDRESS_FAMILY on a TCP socket.
+@Native<Int32 Function(Int64, Pointer<Uint8>, Int32)>(
+    symbol: 'tcp_local_path', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_local_path(
+    int handle, Pointer<Uint8> path_out, int path_out_len);
+
+@Native<Int32 Function(Int64, Pointer<Uint8>, Int32)>(
+    symbol: 'tcp_remote_path', assetId: zigTcpAssetId, isLeaf: true)
+external int tcp_remote_path(
+    int connection, Pointer<Uint8> path_out, int path_out_len);
 
 @Native<Int32 Function(Int64)>(
     symbol: 'tcp_local_port', assetId: zigTcpAssetId, isLeaf: true)

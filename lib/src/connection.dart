@@ -1,7 +1,7 @@
 part of 'engine.dart';
 
-/// A TCP connection on the engine: a thin, future-based wrapper of one
-/// engine handle.
+/// A TCP or Unix domain socket connection on the engine: a thin,
+/// future-based wrapper of one engine handle.
 ///
 /// Reads are served one at a time in call order, and so are writes; reads and
 /// writes run concurrently. While a read stream runs on the connection (a
@@ -9,7 +9,7 @@ part of 'engine.dart';
 /// [StateError]. A Connection that is garbage collected without [close] is
 /// closed by a native finalizer.
 final class Connection implements Finalizable {
-  Connection._(this._handle, this._io) {
+  Connection._(this._handle, this._io, [this._unixAddress]) {
     _closeFinalizer.attach(this, Pointer<Void>.fromAddress(_handle),
         detach: this);
     _handleCountFinalizer.attach(this, _io, detach: this);
@@ -21,6 +21,11 @@ final class Connection implements Finalizable {
   final int _handle;
   final _IOService _io;
   Future<void>? _closed;
+
+  /// For a Unix socket (null for TCP) what dart:io's `_NativeSocket` keeps as
+  /// its `localAddress` and returns as `address`: the address connected to,
+  /// or for an accepted connection the listener's address.
+  final InternetAddress? _unixAddress;
 
   /// Bytes a stopped [ReadStream] received that nobody consumed, in stream
   /// order; [read] returns them before asking the engine for more.
@@ -55,6 +60,16 @@ final class Connection implements Finalizable {
   /// Bad arguments throw an [ArgumentError] at once, as in dart:io, and so
   /// does a String [host] with a '%' that is not a link-local address (a
   /// [FormatException], dart:io's `escapeLinkLocalAddress`).
+  ///
+  /// A Unix domain socket: [host] is `InternetAddress(path, type:
+  /// InternetAddressType.unix)` (on Linux and Android `'@name'` is an
+  /// abstract name), as in dart:io, which checks [port] and then ignores it.
+  /// A String [host] is never a path. As in dart:io's `startConnect`, a unix
+  /// [sourceAddress] with a String [host] throws a [SocketException] at
+  /// once, and a source of the other family fails the connect with
+  /// "Address family not supported by protocol family, ...". A unix
+  /// [sourceAddress] for a unix [host] (dart:io binds the client to that
+  /// path) throws an [UnsupportedError]: the engine does not bind clients.
   static Future<Connection> connect(Object host, int port,
           {Object? sourceAddress, int sourcePort = 0, Duration? timeout}) =>
       startConnect(host, port,
@@ -72,14 +87,17 @@ final class Connection implements Finalizable {
     _checkPort(port, 'port');
     _checkPort(sourcePort, 'sourcePort');
     if (target is InternetAddress) {
-      engineAddress(target, 'host');
+      if (!isUnixAddress(target)) engineAddress(target, 'host');
     } else if (target is! String) {
       throw ArgumentError.value(
           host, 'host', 'must be an InternetAddress or a String');
     }
     final InternetAddress? source = _sourceAddressOf(sourceAddress);
+    _checkUnixSource(target, source);
     final ConnectionAttempt attempt = ConnectionAttempt._(target, port, source,
-        source == null ? null : engineAddress(source, 'sourceAddress'),
+        source == null || isUnixAddress(source)
+            ? null
+            : engineAddress(source, 'sourceAddress'),
         sourcePort);
     attempt._start(timeout);
     return attempt;
@@ -219,23 +237,40 @@ final class Connection implements Finalizable {
     return _closeHandle(this, _io, _handle);
   }
 
-  /// The local address (the OS's, with its IPv6 scope: `fe80::1%eth0`).
-  InternetAddress get address => _localAddressOf(_handle);
+  /// The local address (the OS's, with its IPv6 scope: `fe80::1%eth0`). For
+  /// a Unix socket what dart:io returns: the address connected to, or for an
+  /// accepted connection its listener's address ([localPath] has the OS's).
+  InternetAddress get address => _unixAddress ?? _localAddressOf(_handle);
 
-  /// The local port.
-  int get port => _localPortOf(_handle);
+  /// The local port; 0 for a Unix socket, as in dart:io.
+  int get port => isUnix ? 0 : _localPortOf(_handle);
 
-  /// The peer's address (with its IPv6 scope: `fe80::1%eth0`).
-  InternetAddress get remoteAddress => _remoteAddressOf(_handle);
+  /// The peer's address (with its IPv6 scope: `fe80::1%eth0`). For a Unix
+  /// socket the peer's path as the OS reports it, as in dart:io: the
+  /// listener's path on the connecting side, '' (an unnamed socket) on the
+  /// accepting side; '@name' for an abstract name.
+  InternetAddress get remoteAddress =>
+      isUnix ? _remotePathOf(_handle) : _remoteAddressOf(_handle);
 
-  /// The peer's port.
+  /// Whether this is a Unix domain socket connection.
+  bool get isUnix => _unixAddress != null;
+
+  /// The local path the OS reports for a Unix socket (tcp_local_path), as a
+  /// unix [InternetAddress]: '' for an unnamed socket (the connecting side),
+  /// the listener's path on the accepting side. Throws a [SocketException]
+  /// on a TCP connection.
+  InternetAddress get localPath => _localPathOf(_handle);
+
+  /// The peer's port; 0 for a Unix socket, as in dart:io.
   int get remotePort {
+    if (isUnix) return 0;
     final int port = tcp_remote_port(_handle);
     if (port < 0) throw _syncError(port, 'Getting the remote port failed');
     return port;
   }
 
-  /// SO_KEEPALIVE.
+  /// SO_KEEPALIVE. On a Unix socket a [SocketException] (the engine's
+  /// TCP_ERR_NOT_TCP), as are [noDelay]'s.
   bool get keepAlive {
     final int value = tcp_get_keep_alive(_handle);
     if (value < 0) throw _syncError(value, 'Getting keepAlive failed');
@@ -268,6 +303,40 @@ void _checkPort(int port, String name) {
   if (port < 0 || port > 65535) {
     throw ArgumentError.value(port, name, 'must be in 0..65535');
   }
+}
+
+/// dart:io's `_NativeSocket.startConnect`: a String host is an internet
+/// host, which a unix source can never reach (a [SocketException], thrown
+/// at once). A unix source for a unix host is dart:io's bind-then-connect,
+/// which the engine has no call for.
+void _checkUnixSource(Object target, InternetAddress? source) {
+  if (!isUnixAddress(source)) return;
+  if (target is String) {
+    throw const SocketException(
+        'Cannot connect to an internet host using a unix domain socket');
+  }
+  if (isUnixAddress(target)) {
+    throw UnsupportedError('zig_tcp: a Unix socket connect cannot be bound '
+        'to a source path (sourceAddress)');
+  }
+}
+
+/// The error dart:io's `tryConnectToResolvedAddresses` reports for a connect
+/// to [address] from a [source] of the other family (a unix one to an IP
+/// address, an IP one to a unix path), or null when the families fit.
+SocketException? _sourceFamilyError(
+    InternetAddress address, InternetAddress? source) {
+  if (source == null) return null;
+  final bool unixTarget = isUnixAddress(address);
+  if (unixTarget == isUnixAddress(source)) return null;
+  // The message is dart:io's: Linux's text, then the details.
+  final String wanted = unixTarget
+      ? '${InternetAddressType.unix}'
+      : '${InternetAddressType.IPv4} or ${InternetAddressType.IPv6}';
+  return SocketException(
+      'Address family not supported by protocol family, '
+      'sourceAddress.type must be $wanted but was ${source.type}',
+      address: address);
 }
 
 /// The source address of a connect. As dart:io's `_NativeSocket.startConnect`
@@ -432,21 +501,13 @@ final class ConnectionAttempt {
     _failIfExhausted();
   }
 
-  /// Issues the connect to [address]; false if the engine refused it at once
-  /// or its scope names no interface (the error is recorded).
+  /// Issues the connect to [address]; false if the engine refused it at once,
+  /// its scope names no interface, or the source address is of the other
+  /// family (the error is recorded).
   bool _tryConnect(InternetAddress address, int index) {
-    final Uint8List raw;
-    try {
-      raw = engineAddress(address, 'host');
-    } on ArgumentError catch (error, stack) {
-      // A looked-up address whose interface name the OS no longer knows.
-      _recordError(
-          index,
-          SocketException('Connection failed: ${error.message}',
-              address: address, port: _port),
-          stack);
-      return false;
-    }
+    final Uint8List? raw = _destinationBytes(address, index);
+    if (raw == null) return false;
+    final bool unix = isUnixAddress(address);
     final _IOService io;
     try {
       io = _IOService.instance;
@@ -454,19 +515,8 @@ final class ConnectionAttempt {
       _recordError(index, error, stack);
       return false;
     }
-    final Uint8List? source = _sourceBytes;
     final int requestId = io.newRequestId();
-    final int nativePort = io.nativePort;
-    final int handle;
-    // `.address` of typed data is only allowed directly as a leaf call's
-    // argument, hence two calls.
-    if (source == null) {
-      handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          _port, nullptr, 0, _sourcePort, 0);
-    } else {
-      handle = tcp_connect(nativePort, requestId, raw.address, raw.length,
-          _port, source.address, source.length, _sourcePort, 0);
-    }
+    final int handle = _issueConnect(io.nativePort, requestId, raw, unix);
     if (handle < 0) {
       final SocketException error = _syncError(handle, 'Connection failed',
           address: address, port: _port);
@@ -475,11 +525,54 @@ final class ConnectionAttempt {
       return false;
     }
     io.handleOpened();
-    final Connection connection = Connection._(handle, io);
+    final Connection connection =
+        Connection._(handle, io, unix ? address : null);
     _connecting[connection] = index;
     unawaited(io.expect(requestId, _kindPlain).then<void>((_Completion done) =>
         _connectDone(connection, address, index, done)));
     return true;
+  }
+
+  /// The engine's form of [address] (a unix path's bytes, or the IP address
+  /// with its scope), or null when it cannot be connected to: its scope
+  /// names no interface, or the source address is of the other family (the
+  /// error is recorded).
+  Uint8List? _destinationBytes(InternetAddress address, int index) {
+    final SocketException? familyError = _sourceFamilyError(address, _source);
+    if (familyError != null) {
+      _recordError(index, familyError, StackTrace.current);
+      return null;
+    }
+    if (isUnixAddress(address)) return unixPathBytes(address.address);
+    try {
+      return engineAddress(address, 'host');
+    } on ArgumentError catch (error, stack) {
+      // A looked-up address whose interface name the OS no longer knows.
+      _recordError(
+          index,
+          SocketException('Connection failed: ${error.message}',
+              address: address, port: _port),
+          stack);
+      return null;
+    }
+  }
+
+  /// tcp_connect_unix or tcp_connect to [raw]: the handle, or the engine's
+  /// refusal (< 0). `.address` of typed data is only allowed directly as a
+  /// leaf call's argument, hence a call per case.
+  int _issueConnect(int nativePort, int requestId, Uint8List raw, bool unix) {
+    final Uint8List? source = _sourceBytes;
+    if (unix) {
+      // dart:io ignores the ports of a unix connect.
+      return tcp_connect_unix(
+          nativePort, requestId, raw.address, raw.length, 0);
+    }
+    if (source == null) {
+      return tcp_connect(nativePort, requestId, raw.address, raw.length,
+          _port, nullptr, 0, _sourcePort, 0);
+    }
+    return tcp_connect(nativePort, requestId, raw.address, raw.length, _port,
+        source.address, source.length, _sourcePort, 0);
   }
 
   void _connectDone(

@@ -19,6 +19,7 @@ import 'package:ffi/ffi.dart';
 
 import 'bindings.dart';
 import 'scope.dart';
+import 'unix_path.dart';
 
 part 'io_service.dart';
 part 'connection.dart';
@@ -135,6 +136,25 @@ InternetAddress _remoteAddressOf(int connection) {
   final int scopeId = n == 16 ? tcp_remote_scope_id(connection) : 0;
   if (scopeId < 0) throw _syncError(scopeId, what);
   return addressFromEngine(buffer.sublist(0, n), scopeId);
+}
+
+/// The path the OS reports for Unix socket [handle] (tcp_local_path), as a
+/// unix [InternetAddress]: '' for an unnamed socket.
+InternetAddress _localPathOf(int handle) {
+  final Uint8List buffer = Uint8List(TCP_UNIX_PATH_BYTES_MAX);
+  final int n = tcp_local_path(handle, buffer.address, buffer.length);
+  if (n < 0) throw _syncError(n, 'Getting the local address failed');
+  return unixAddressFromEngine(Uint8List.sublistView(buffer, 0, n));
+}
+
+/// The peer's path of Unix socket [connection] (tcp_remote_path), as dart:io
+/// makes `remoteAddress` of a unix socket: '' for an unnamed peer (a
+/// connecting client), else its sun_path ('@name' for an abstract one).
+InternetAddress _remotePathOf(int connection) {
+  final Uint8List buffer = Uint8List(TCP_UNIX_PATH_BYTES_MAX);
+  final int n = tcp_remote_path(connection, buffer.address, buffer.length);
+  if (n < 0) throw _syncError(n, 'Getting the remote address failed');
+  return unixAddressFromEngine(Uint8List.sublistView(buffer, 0, n));
 }
 
 /// The local port of [handle] (tcp_local_port).

@@ -140,6 +140,9 @@ base class ZigTcpOverrides extends IOOverrides {
 
 /// Runs [body] in a zone where dart:io's Socket.connect, Socket.startConnect
 /// and ServerSocket.bind (and so HttpClient and HttpServer) use the engine.
+/// Unix domain socket addresses (`InternetAddress(path, type:
+/// InternetAddressType.unix)`) go to the engine too, with dart:io's rules
+/// (see [ZigServerSocket.bind] and [ZigSocket.connect]).
 /// Every other override of the enclosing zone (file mocks, stdio, exit, ...)
 /// stays in force.
 R runWithZigTcp<R>(R Function() body) =>

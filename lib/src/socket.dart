@@ -9,6 +9,7 @@ import 'dart:io';
 import 'dart:typed_data';
 
 import 'accept_loop.dart';
+import 'bindings.dart' show TCP_ERR_NOT_TCP;
 import 'engine.dart';
 
 /// A [Socket] on the zig_tcp engine.
@@ -494,14 +495,31 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
     return _connection;
   }
 
+  /// [SocketOption.tcpNoDelay] sets TCP_NODELAY. On a Unix socket it throws
+  /// an [OSError], as dart:io's does: dart:io calls setsockopt(IPPROTO_TCP,
+  /// TCP_NODELAY) on the AF_UNIX socket (`Socket_SetOption` in
+  /// runtime/bin/socket.cc) and throws the OS's error, on Linux "Operation
+  /// not supported", errno 95 (dart-lang/sdk#45977; dart:io's own HTTP code
+  /// skips the option for unix addresses since). The engine refuses it
+  /// without asking the OS (TCP_ERR_NOT_TCP); the [OSError] carries errno 95
+  /// on Linux and Android, elsewhere the engine's message and
+  /// [OSError.noErrorCode].
   @override
   bool setOption(SocketOption option, bool enabled) {
     final Connection connection = _open;
     if (option == SocketOption.tcpNoDelay) {
+      if (connection.isUnix) throw _tcpOptionOnUnixError();
       connection.noDelay = enabled;
       return true;
     }
     return false;
+  }
+
+  static OSError _tcpOptionOnUnixError() {
+    if (Platform.isLinux || Platform.isAndroid) {
+      return const OSError('Operation not supported', 95); // EOPNOTSUPP
+    }
+    return OSError(zigTcpErrorMessage(TCP_ERR_NOT_TCP), OSError.noErrorCode);
   }
 
   @override
@@ -526,7 +544,7 @@ final class ZigSocket extends Stream<Uint8List> implements Socket {
   @override
   InternetAddress get remoteAddress => _open.remoteAddress;
 
-  /// SO_KEEPALIVE of the connection.
+  /// SO_KEEPALIVE of the connection (a [SocketException] on a Unix socket).
   bool get keepAlive => _open.keepAlive;
   set keepAlive(bool enabled) => _open.keepAlive = enabled;
 }
@@ -556,6 +574,11 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
   /// listener); closing one leaves the others working, and no other process
   /// can bind the port. A scoped link-local address (`fe80::1%eth0`) is
   /// bound on its interface, and [address] reports it with its scope.
+  ///
+  /// `InternetAddress(path, type: InternetAddressType.unix)` binds a Unix
+  /// domain socket, as in dart:io (see [Listener.bind]: [port] is checked
+  /// and ignored, [port] then reports 0, [address] is the address given, the
+  /// socket file is removed on [close]); its sockets are Unix sockets.
   static Future<ZigServerSocket> bind(Object address, int port,
       {int backlog = 0, bool v6Only = false, bool shared = false}) async {
     final Listener listener = await Listener.bind(address, port,
@@ -615,13 +638,7 @@ final class ZigServerSocket extends Stream<Socket> implements ServerSocket {
   }
 
   /// Whether the engine still knows the listener's handle.
-  bool _listenerAlive() {
-    try {
-      return _listener.port >= 0;
-    } on SocketException {
-      return false;
-    }
-  }
+  bool _listenerAlive() => _listener.isOpenInEngine;
 
   @override
   Future<ZigServerSocket> close() async {

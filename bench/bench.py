@@ -864,6 +864,9 @@ def main():
     if a.only:
         wls = [w for w in wls if re.search(a.only, wl_key(w))]
     wls = [w for w in wls if any(serves(srv, w) for srv in servers)]  # e.g. unix rows without engine or epoll
+    if wls and not plan:  # a server that runs none of them (--only unix: all but engine and epoll) is not in the run
+        spec = {k: v for k, v in spec.items() if any(serves(k, w) for w in wls)}
+        servers = list(spec)
     iperf = not a.no_iperf and shutil.which("iperf3") is not None
     os.makedirs(a.out, exist_ok=True)
     engine_info = json.loads(a.engine_info)

@@ -485,10 +485,12 @@ def unix_vs_tcp_table(rows):
         return "-" if x is None else f"{x:.2f}x"
 
     lines = ["\n### Unix socket vs TCP (same server, same run; ratio of medians, unix / TCP)\n",
-             "| workload | server | TCP req/s | unix req/s | unix/TCP | TCP CPU µs/req | unix CPU µs/req | unix/TCP |",
+             "| workload | server | TCP req/s | unix req/s | unix/TCP "
+             "| TCP CPU µs/req | unix CPU µs/req | unix/TCP |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['workload']} | {r['server']} | {num(r['req_per_s_tcp'], 0)} | {num(r['req_per_s_unix'], 0)} | "
+        lines.append(f"| {r['workload']} | {r['server']} | {num(r['req_per_s_tcp'], 0)} | "
+                     f"{num(r['req_per_s_unix'], 0)} | "
                      f"{ratio(r['req_per_s_ratio'])} | {num(r['server_cpu_us_per_req_tcp'], 2)} | "
                      f"{num(r['server_cpu_us_per_req_unix'], 2)} | {ratio(r['server_cpu_us_per_req_ratio'])} |")
     return "\n".join(lines)

@@ -441,7 +441,8 @@ int main(int argc, char **argv) {
     else usage();
 #undef ARG
   }
-  if ((opt_unix ? opt_port != 0 : opt_port <= 0) || opt_conns <= 0 || opt_depth <= 0 || opt_depth > MAX_DEPTH / 2 || opt_size == 0 ||
+  bool address_ok = opt_unix ? opt_port == 0 : opt_port > 0; /* one of --unix, --port */
+  if (!address_ok || opt_conns <= 0 || opt_depth <= 0 || opt_depth > MAX_DEPTH / 2 || opt_size == 0 ||
       opt_seconds <= 0 || opt_seconds > 600 || opt_warmup < 0 || opt_warmup > 60 || opt_rate < 0 ||
       (opt_rate > 0 && opt_bulk))
     usage();

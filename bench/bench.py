@@ -20,6 +20,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import memory
@@ -46,18 +47,20 @@ def engine_servers(binary, suffix, full):
     s = {}
     for backend in ("io_uring", "uv"):
         env = {"ZIG_TCP_BACKEND": backend}
-        s[f"engine-{backend}{suffix}"] = (lambda p, m, b: [binary, str(p), m, str(b), "1"], env)
+        s[f"engine-{backend}{suffix}"] = (lambda a, m, b: [binary, *a, m, str(b), "1"], env)
         if not suffix:
             s[f"engine-{backend}-stream"] = (
-                lambda p, m, b: [binary, str(p), m, str(b), "1", "1", "stream", str(STREAM_WINDOW_BYTES)], env)
+                lambda a, m, b: [binary, *a, m, str(b), "1", "1", "stream", str(STREAM_WINDOW_BYTES)], env)
     if full:  # two "isolates": two ports, two listeners sharing the port
-        s["engine-io_uring-2iso" + suffix] = (lambda p, m, b: [binary, str(p), m, str(b), "2"],
+        s["engine-io_uring-2iso" + suffix] = (lambda a, m, b: [binary, *a, m, str(b), "2"],
                                               {"ZIG_TCP_BACKEND": "io_uring"})
     return s
 
 
 def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=None, have_dartio=True):
-    """name -> (argv builder(port, mode, bufsize), env additions).
+    """name -> (argv builder(address argv, mode, bufsize), env additions); the
+    address argv is [PORT], or ["--unix", PATH] for the servers that
+    serves_unix() names.
 
     With a base engine each engine server is followed by its @<base_label>
     twin, so the table shows old and new next to each other."""
@@ -69,17 +72,28 @@ def server_table(engine_lib_ok, have_node, have_tokio, full=False, base_label=No
             s[family] = main[family]
         if base_label and family + "@" + base_label in base:  # -stream servers have no base twin
             s[family + "@" + base_label] = base[family + "@" + base_label]
-    s["epoll"] = (lambda p, m, b: [os.path.join(BIN, "epoll_server"), str(p), m, str(b)], {})
+    s["epoll"] = (lambda a, m, b: [os.path.join(BIN, "epoll_server"), *a, m, str(b)], {})
     # plain io_uring (liburing), hand-written: the io_uring counterpart of "epoll"
-    s["io_uring"] = (lambda p, m, b: [os.path.join(BIN, "uring_server"), str(p), m, str(b)], {})
-    s["libuv"] = (lambda p, m, b: [os.path.join(BIN, "uv_server"), str(p), m, str(b)], {})
+    s["io_uring"] = (lambda a, m, b: [os.path.join(BIN, "uring_server"), *a, m, str(b)], {})
+    s["libuv"] = (lambda a, m, b: [os.path.join(BIN, "uv_server"), *a, m, str(b)], {})
     if have_node:
-        s["node"] = (lambda p, m, b: ["node", os.path.join(ROOT, "bench", "node_server.js"), str(p), m], {})
+        s["node"] = (lambda a, m, b: ["node", os.path.join(ROOT, "bench", "node_server.js"), *a, m], {})
     if have_tokio:
-        s["tokio"] = (lambda p, m, b: [os.path.join(BIN, "tokio_server"), str(p), m, str(b)], {})
+        s["tokio"] = (lambda a, m, b: [os.path.join(BIN, "tokio_server"), *a, m, str(b)], {})
     if have_dartio:  # a MODEL of dart:io's event handler + isolate, on the fake Dart port (not dart:io)
-        s["dartio-model"] = (lambda p, m, b: [os.path.join(BIN, "dartio_model_server"), str(p), m, str(b)], {})
+        s["dartio-model"] = (lambda a, m, b: [os.path.join(BIN, "dartio_model_server"), *a, m, str(b)], {})
     return s
+
+
+def serves_unix(name):
+    """The servers with a Unix-socket listener (--unix PATH): the main engine's
+    (a base engine may predate Unix sockets) and plain epoll, the reference."""
+    return name == "epoll" or (name.startswith("engine-") and "@" not in name)
+
+
+def serves(name, wl):
+    """Whether server name runs workload wl: every server runs the TCP ones."""
+    return not wl.get("unix") or serves_unix(name)
 
 
 _next_port = [21000 + (os.getpid() % 2000) * 10]
@@ -101,16 +115,31 @@ def free_port():
 
 
 class Server:
-    def __init__(self, name, spec, mode, bufsize, cpu):
+    """One server process, on a free TCP port of 127.0.0.1, or (unix) on a
+    socket file in a temporary directory of its own, removed by stop()."""
+
+    def __init__(self, name, spec, mode, bufsize, cpu, unix=False):
         self.name = name
         argv_fn, env_add = spec
-        self.port = free_port()
+        self.port, self.unix_dir, self.unix_path = None, None, None
+        if unix:
+            self.unix_dir = tempfile.mkdtemp(prefix="zt-bench-")
+            self.unix_path = os.path.join(self.unix_dir, "echo.sock")
+            addr = ["--unix", self.unix_path]
+        else:
+            self.port = free_port()
+            addr = [str(self.port)]
         env = dict(os.environ)
         env.update(env_add)
-        argv = argv_fn(self.port, mode, bufsize)
+        argv = argv_fn(addr, mode, bufsize)
         if cpu is not None:
             argv = ["taskset", "-c", cpu] + argv
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        except BaseException:
+            if self.unix_dir:
+                shutil.rmtree(self.unix_dir, ignore_errors=True)
+            raise
         line = ""
         deadline = time.time() + 20
         # the server prints "ready PORT [backend]" once it listens
@@ -135,7 +164,18 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
+    def client_args(self):
+        """The load client's options that name this server's address."""
+        return ["--unix", self.unix_path] if self.unix_path else ["--port", str(self.port)]
+
     def stop(self):
+        try:
+            return self._stop_process()
+        finally:
+            if self.unix_dir:
+                shutil.rmtree(self.unix_dir, ignore_errors=True)
+
+    def _stop_process(self):
         note = ""
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -152,8 +192,8 @@ class Server:
 
 
 # ---------------------------------------------------------------- workloads
-def run_client(port, wl, secs, warmup, server_pid, cpu, label):
-    argv = [os.path.join(BIN, "loadclient"), "--port", str(port), "--mode", wl["mode"],
+def run_client(addr_args, wl, secs, warmup, server_pid, cpu, label):
+    argv = [os.path.join(BIN, "loadclient"), *addr_args, "--mode", wl["mode"],
             "--conns", str(wl["conns"]), "--size", str(wl["size"]), "--seconds", str(secs),
             "--warmup", str(warmup), "--server-pid", str(server_pid), "--label", label]
     if wl["mode"] == "echo":
@@ -198,7 +238,7 @@ def run_iperf(size, secs, cpu_server, cpu_client):
 def wl_key(wl):
     if wl["mode"] == "bulk":
         return f"bulk {wl['conns']}c {fmt_size(wl['size'])}{' samecpu' if wl.get('samecpu') else ''}"
-    return (f"echo {wl['conns']}c d{wl['depth']} {fmt_size(wl['size'])}"
+    return (f"{'unix ' if wl.get('unix') else ''}echo {wl['conns']}c d{wl['depth']} {fmt_size(wl['size'])}"
             f"{' @' + str(wl['rate'] // 1000) + 'k' if wl.get('rate') else ''}"
             f"{' samecpu' if wl.get('samecpu') else ''}")
 
@@ -220,12 +260,18 @@ def ab_matrix():
             {"mode": "bulk", "conns": 1, "size": 16384}]
 
 
+# Unix stream sockets (AF_UNIX): echo on the servers serves_unix() names, the
+# engine against plain epoll on the same socket type.
+UNIX_ECHO = [{"mode": "echo", "conns": conns, "depth": 1, "size": 64, "unix": True} for conns in (100, 1000)]
+
+
 def matrix(full, smoke=False):
     wls = []
     if smoke:
         return [{"mode": "echo", "conns": 1, "depth": 1, "size": 64},
                 {"mode": "echo", "conns": 100, "depth": 16, "size": 1024},
-                {"mode": "bulk", "conns": 1, "size": 65536}]
+                {"mode": "bulk", "conns": 1, "size": 65536},
+                UNIX_ECHO[0]]
     if full:
         for conns in (1, 100, 1000):
             for depth in (1, 16):
@@ -241,6 +287,7 @@ def matrix(full, smoke=False):
             wls.append({"mode": "echo", "conns": conns, "depth": 1, "size": 64, "rate": rate})
         for size in (1024, 16384, 131072):
             wls.append({"mode": "bulk", "conns": 1, "size": size})
+        wls += UNIX_ECHO
     else:
         wls += [
             {"mode": "echo", "conns": 1, "depth": 1, "size": 64},
@@ -251,6 +298,7 @@ def matrix(full, smoke=False):
             {"mode": "echo", "conns": 100, "depth": 1, "size": 64, "samecpu": True},
             {"mode": "echo", "conns": 100, "depth": 1, "size": 64, "rate": 100000},
             {"mode": "bulk", "conns": 1, "size": 131072},
+            *UNIX_ECHO,
         ]
     return wls
 
@@ -299,7 +347,7 @@ def summarize(runs, servers, wls):
     summary = []
     for wl in wls:
         k = wl_key(wl)
-        for srv in servers + (["iperf3"] if wl["mode"] == "bulk" else []):
+        for srv in [x for x in servers if serves(x, wl)] + (["iperf3"] if wl["mode"] == "bulk" else []):
             rs = [r for r in runs if r["workload"] == k and r["server"] == srv and "error" not in r["result"]]
             errs = [r for r in runs if r["workload"] == k and r["server"] == srv and "error" in r["result"]]
             row = {"workload": k, "server": srv, "ok": len(rs), "failed": len(errs)}
@@ -375,6 +423,9 @@ def table(summary, wls):
         k = wl_key(wl)
         rows = [r for r in summary if r["workload"] == k]
         lines.append(f"\n### {k}\n")
+        if wl.get("unix"):
+            lines.append("Unix stream sockets (AF_UNIX, a socket file in a temporary directory): the servers that have "
+                         "them; vs epoll = plain epoll on the same socket type.\n")
         if wl["mode"] == "echo":
             base = next((r for r in rows if r["server"] == "epoll" and r.get("req_per_s")), None)
             lines.append("| server | req/s median (min-max) | vs epoll | RTT p50 µs | p99 µs | p99.9 µs "
@@ -401,6 +452,47 @@ def table(summary, wls):
                 ratio = (f"{r['mb_per_s']['median'] / base['mb_per_s']['median']:.2f}x" if base else "-")
                 lines.append(f"| {r['server']} | {fmt_med(r['mb_per_s'])} | {ratio} | "
                              f"{fmt_med(r.get('server_cpu_ns_per_kib'), 0)} |")
+    return "\n".join(lines)
+
+
+def unix_vs_tcp(summary):
+    """Each server's Unix-socket echo row against its TCP row of the same
+    workload in this run: ratios of medians (unix / TCP) of req/s and of server
+    CPU per request."""
+    out = []
+    for r in summary:
+        if not r["workload"].startswith("unix ") or not r.get("req_per_s"):
+            continue
+        tcp = next((x for x in summary if x["workload"] == r["workload"][len("unix "):] and x["server"] == r["server"]
+                    and x.get("req_per_s")), None)
+        if tcp is None:
+            continue
+        row = {"workload": r["workload"], "server": r["server"]}
+        for key, field in (("req_per_s", "req_per_s"), ("server_cpu_us_per_req", "server_cpu_us_per_req")):
+            u, t = r.get(field), tcp.get(field)
+            row[key + "_unix"] = u["median"] if u else None
+            row[key + "_tcp"] = t["median"] if t else None
+            row[key + "_ratio"] = round(u["median"] / t["median"], 3) if u and t and t["median"] else None
+        out.append(row)
+    return out
+
+
+def unix_vs_tcp_table(rows):
+    def num(x, digits):
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    def ratio(x):
+        return "-" if x is None else f"{x:.2f}x"
+
+    lines = ["\n### Unix socket vs TCP (same server, same run; ratio of medians, unix / TCP)\n",
+             "| workload | server | TCP req/s | unix req/s | unix/TCP "
+             "| TCP CPU µs/req | unix CPU µs/req | unix/TCP |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['workload']} | {r['server']} | {num(r['req_per_s_tcp'], 0)} | "
+                     f"{num(r['req_per_s_unix'], 0)} | "
+                     f"{ratio(r['req_per_s_ratio'])} | {num(r['server_cpu_us_per_req_tcp'], 2)} | "
+                     f"{num(r['server_cpu_us_per_req_unix'], 2)} | {ratio(r['server_cpu_us_per_req_ratio'])} |")
     return "\n".join(lines)
 
 
@@ -640,15 +732,15 @@ def run_matrix(spec, wls, reps, secs, warm, iperf):
         order = servers[rep % len(servers):] + servers[:rep % len(servers)]  # rotate: no fixed order bias
         for srv in order:
             by_cfg = {}
-            for wl in wls:
+            for wl in [w for w in wls if serves(srv, w)]:
                 mode = "sink" if wl["mode"] == "bulk" else "echo"
                 # servers read up to 64 KiB (the Dart library's default read size),
                 # or the write size when that is larger
                 buf = max(wl["size"], 65536)
-                by_cfg.setdefault((mode, buf), []).append(wl)
-            for (mode, buf), group in by_cfg.items():
+                by_cfg.setdefault((mode, buf, bool(wl.get("unix"))), []).append(wl)
+            for (mode, buf, unix), group in by_cfg.items():
                 try:
-                    server = Server(srv, spec[srv], mode, buf, SERVER_CPU)
+                    server = Server(srv, spec[srv], mode, buf, SERVER_CPU, unix)
                 except RuntimeError as e:
                     for wl in group:
                         runs.append({"rep": rep, "server": srv, "workload": wl_key(wl), "result": {"error": str(e)}})
@@ -681,7 +773,7 @@ def run_one(server, srv, wl, rep, secs, warm):
     if not server.alive():
         res = {"error": "server died: " + server.stop()[-300:]}
     else:
-        res = run_client(server.port, wl, secs, warm, server.pid, SERVER_CPU if same else CLIENT_CPU, srv)
+        res = run_client(server.client_args(), wl, secs, warm, server.pid, SERVER_CPU if same else CLIENT_CPU, srv)
     return {"rep": rep, "server": srv, "workload": wl_key(wl), "ready": server.ready_line,
             "loadavg": sh("cut -d' ' -f1 /proc/loadavg"), "result": res}
 
@@ -707,6 +799,9 @@ def report_text(facts, engine_info, build_failed, echo, mem_rows, servers):
         txt += table(echo["summary"], echo["wls"])
         if echo["ab"]:
             txt += "\n" + ab_table(echo["ab"], echo["base_label"])
+        uvt = unix_vs_tcp(echo["summary"])
+        if uvt:
+            txt += "\n" + unix_vs_tcp_table(uvt)
         tgt = targets(echo["summary"])
         if tgt:
             txt += "\n\n### targets (engine-io_uring)\n\n| target | ratio | met |\n|---|---|---|\n"
@@ -770,6 +865,10 @@ def main():
     wls = [] if a.memory else ab_matrix() if a.ab else matrix(a.full, a.smoke)
     if a.only:
         wls = [w for w in wls if re.search(a.only, wl_key(w))]
+    wls = [w for w in wls if any(serves(srv, w) for srv in servers)]  # e.g. unix rows without engine or epoll
+    if wls and not plan:  # a server that runs none of them (--only unix: all but engine and epoll) is not in the run
+        spec = {k: v for k, v in spec.items() if any(serves(k, w) for w in wls)}
+        servers = list(spec)
     iperf = not a.no_iperf and shutil.which("iperf3") is not None
     os.makedirs(a.out, exist_ok=True)
     engine_info = json.loads(a.engine_info)
@@ -777,7 +876,8 @@ def main():
     if a.build_failed:
         facts["build_failures"] = a.build_failed
     if wls:
-        n_runs = reps * (len(wls) * len(servers) + (sum(w["mode"] == "bulk" for w in wls) if iperf else 0))
+        n_runs = reps * (sum(serves(srv, w) for w in wls for srv in servers) +
+                         (sum(w["mode"] == "bulk" for w in wls) if iperf else 0))
         print(f"zig_tcp benchmark: {len(servers)} servers x {len(wls)} workloads x {reps} reps "
               f"({secs:g} s + {warm:g} s warm-up each; ~{n_runs * (secs + warm + 0.3) / 60:.1f} min)", flush=True)
     print("servers: " + ", ".join(servers), flush=True)
@@ -792,7 +892,8 @@ def main():
     doc = {"machine": facts, "config": {"reps": reps, "seconds": secs, "warmup": warm, "full": a.full, "ab": a.ab,
                                          "memory": a.memory, "base": a.engine_base, "servers": servers,
                                          "workloads": [wl_key(w) for w in wls]},
-           "targets": targets(summary), "targets_issue13": issue13_targets(summary), "engine_vs_base": ab, "summary": summary, "runs": runs}
+           "targets": targets(summary), "targets_issue13": issue13_targets(summary), "engine_vs_base": ab,
+           "unix_vs_tcp": unix_vs_tcp(summary), "summary": summary, "runs": runs}
     if plan:
         doc["memory"] = {"conns": plan[0], "sizes": plan[1], "client_sources": memory.SOURCES,
                          "method": memory.__doc__.strip(), "targets": memory.targets(mem_rows), "rows": mem_rows}

@@ -29,8 +29,13 @@
  * to the same port with shared = 1 (Dart's ServerSocket.bind(shared: true)).
  * The backend is the engine's default, or ZIG_TCP_BACKEND=io_uring|uv.
  *
- *   engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]
+ *   engine_server PORT|--unix PATH [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]
  *                 [oneshot|stream] [WINDOW_BYTES]
+ *
+ * --unix PATH listens on a Unix stream socket at PATH (tcp_listen_unix; with
+ * ISOLATES > 1 shared, keyed by the path) instead of 127.0.0.1:PORT, and sets
+ * no noDelay on its connections (TCP-only: TCP_ERR_NOT_TCP there). The engine
+ * removes the socket file when tcp_shutdown closes the listener.
  *
  * READS_IN_FLIGHT (one-shot driver; default 1, what Connection.read() callers
  * do) keeps that many tcp_read calls queued per connection (the engine serves
@@ -39,7 +44,7 @@
  * receives, at most 64 KiB each); WINDOW_BYTES defaults to 256 KiB, ZigSocket's
  * readWindowBytes.
  *
- * Prints "ready PORT BACKEND DRIVER" once listening; SIGTERM / SIGINT shut the
+ * Prints "ready PORT BACKEND DRIVER" (--unix: "ready PATH BACKEND DRIVER") once listening; SIGTERM / SIGINT shut the
  * engine down cleanly (tcp_shutdown) and print batching counters on stderr.
  */
 #ifndef _GNU_SOURCE
@@ -78,6 +83,7 @@ static int64_t g_read_bytes = 65536;
 static int g_reads_in_flight = 1;
 static int g_stream;                        /* the stream driver, else one-shot */
 static int64_t g_window_bytes = 256 * 1024; /* ZigSocket.readWindowBytes */
+static const char *g_unix_path;             /* a Unix socket path, else TCP */
 static atomic_int g_stopping;
 
 static int64_t rid(uint32_t slot, int op) { return ((int64_t)slot << OP_BITS) | op; }
@@ -144,7 +150,7 @@ static void on_accept(isolate *iso, fd_completion *c) {
   if (c->result > 0) {
     iso->accepts++;
     uint32_t s = slot_alloc(iso, c->result);
-    tcp_set_no_delay(c->result, 1);
+    if (!g_unix_path) tcp_set_no_delay(c->result, 1);
     if (g_stream) start_stream(iso, s);
     else for (int k = 0; k < g_reads_in_flight; k++) start_read(iso, s);
     tcp_accept(iso->listener, rid(0, OP_ACCEPT));
@@ -226,14 +232,51 @@ static void *isolate_main(void *arg) {
   return NULL;
 }
 
+/* The isolate's listener on 127.0.0.1:port or on g_unix_path (shared with
+ * the other isolates' when shared), and its accepts in flight. Returns 0, or
+ * 1 after saying why. */
+static int open_listener(isolate *iso, int port, int shared) {
+  const uint8_t loopback[4] = {127, 0, 0, 1};
+  if (!g_unix_path) {
+    /* shared is 0 or 1 (TCP_LISTEN_SHARED, a name older tcp.h lack) */
+    iso->listener = tcp_listen(iso->port, loopback, 4, port, 4096, 0, shared);
+  } else {
+#ifdef TCP_UNIX_PATH_BYTES_MAX /* an engine whose tcp.h predates Unix sockets still gets this harness */
+    iso->listener = tcp_listen_unix(iso->port, (const uint8_t *)g_unix_path, (int32_t)strlen(g_unix_path), 4096,
+                                    shared ? TCP_LISTEN_SHARED : 0);
+#else
+    fprintf(stderr, "engine_server: --unix: this engine's tcp.h has no Unix sockets\n");
+    return 1;
+#endif
+  }
+  if (iso->listener < 0) {
+    fprintf(stderr, "engine_server: %s: %s (os error %d)\n", g_unix_path ? "tcp_listen_unix" : "tcp_listen",
+            tcp_strerror(iso->listener), tcp_last_os_error());
+    return 1;
+  }
+  for (int k = 0; k < ACCEPTS_IN_FLIGHT; k++) {
+    int32_t r = tcp_accept(iso->listener, rid(0, OP_ACCEPT));
+    if (r < 0) {
+      fprintf(stderr, "engine_server: tcp_accept: %s\n", tcp_strerror(r));
+      return 1;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 2 && strcmp(argv[1], "--unix") == 0) { /* the path takes the port's place */
+    g_unix_path = argv[2];
+    argv++;
+    argc--;
+  }
   if (argc < 2) {
     fprintf(stderr,
-            "usage: engine_server PORT [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT] [oneshot|stream] "
-            "[WINDOW_BYTES]\n");
+            "usage: engine_server PORT|--unix PATH [echo|sink] [READ_BYTES] [ISOLATES] [READS_IN_FLIGHT]\n"
+            "                     [oneshot|stream] [WINDOW_BYTES]\n");
     return 2;
   }
-  int port = atoi(argv[1]);
+  int port = g_unix_path ? 0 : atoi(argv[1]);
   g_sink = argc > 2 && strcmp(argv[2], "sink") == 0;
   if (argc > 3) g_read_bytes = atoll(argv[3]);
   int nisolates = argc > 4 ? atoi(argv[4]) : 1;
@@ -259,28 +302,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "engine_server: tcp_init: %s\n", tcp_strerror(rc));
     return 1;
   }
-  const uint8_t loopback[4] = {127, 0, 0, 1};
   isolate *isos = calloc((size_t)nisolates, sizeof *isos);
   for (int i = 0; i < nisolates; i++) {
     isolate *iso = &isos[i];
     iso->index = i;
     iso->port = fake_dart_open_port();
-    iso->listener = tcp_listen(iso->port, loopback, 4, port, 4096, 0, nisolates > 1);
-    if (iso->listener < 0) {
-      fprintf(stderr, "engine_server: tcp_listen: %s (os error %d)\n", tcp_strerror(iso->listener),
-              tcp_last_os_error());
-      return 1;
-    }
-    for (int k = 0; k < ACCEPTS_IN_FLIGHT; k++) {
-      int32_t r = tcp_accept(iso->listener, rid(0, OP_ACCEPT));
-      if (r < 0) {
-        fprintf(stderr, "engine_server: tcp_accept: %s\n", tcp_strerror(r));
-        return 1;
-      }
-    }
+    if (open_listener(iso, port, nisolates > 1) != 0) return 1;
     pthread_create(&iso->thread, NULL, isolate_main, iso);
   }
-  printf("ready %d %s %s\n", port, tcp_backend_name(), g_stream ? "stream" : "oneshot");
+  if (g_unix_path) printf("ready %s %s %s\n", g_unix_path, tcp_backend_name(), g_stream ? "stream" : "oneshot");
+  else printf("ready %d %s %s\n", port, tcp_backend_name(), g_stream ? "stream" : "oneshot");
   fflush(stdout);
 
   int sig = 0;

@@ -20,11 +20,16 @@
  * full speed both processes of this 2-vCPU box run at 100 % and every
  * server's CPU per request is just 1 / req_s.
  *
+ * --unix PATH: connect to the Unix stream socket PATH instead of a TCP port
+ * (no TCP_NODELAY there: AF_UNIX has no Nagle). Linux completes a
+ * non-blocking AF_UNIX connect at once, or refuses it with EAGAIN while the
+ * listener's backlog is full; such a connect is retried after the next wait.
+ *
  * Run: warm-up seconds (not counted), then measured seconds. CPU time: this
  * process by getrusage, the server (optional --server-pid) by
  * /proc/PID/stat utime+stime (all its threads). Output: one JSON line.
  *
- *   loadclient --port P [--host 127.0.0.1] [--mode echo|bulk] [--conns N]
+ *   loadclient --port P [--host 127.0.0.1] | --unix PATH  [--mode echo|bulk] [--conns N]
  *              [--depth D] [--size BYTES] [--seconds S] [--warmup S]
  *              [--server-pid PID] [--label TEXT] [--connect-timeout S] [--rate R]
  */
@@ -37,6 +42,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +50,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <dirent.h>
 #include <unistd.h>
@@ -93,6 +100,7 @@ static double hist_pct(double p) {
 /* ---- options -------------------------------------------------------------- */
 static const char *opt_host = "127.0.0.1";
 static int opt_port = 0;
+static const char *opt_unix; /* a Unix socket path instead of host:port */
 static bool opt_bulk = false;
 static int opt_conns = 1;
 static int opt_depth = 1;
@@ -104,7 +112,7 @@ static double opt_rate = 0; /* requests per second offered; 0 = closed loop */
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: loadclient --port P [--host H] [--mode echo|bulk] [--conns N] [--depth D]\n"
+          "usage: loadclient (--port P [--host H] | --unix PATH) [--mode echo|bulk] [--conns N] [--depth D]\n"
           "                  [--size B] [--seconds S] [--warmup S] [--server-pid PID] [--label L]\n"
           "                  [--rate REQ_PER_S]\n");
   exit(2);
@@ -357,6 +365,61 @@ static void run_loop_until(uint64_t deadline) {
   }
 }
 
+/* The server's address: --unix PATH, else --host:--port (IPv4 loopback only).
+ * Returns 0, or 2 after saying what is wrong. */
+static int target_address(struct sockaddr_storage *sa, socklen_t *sa_len) {
+  memset(sa, 0, sizeof *sa);
+  if (opt_unix) {
+    struct sockaddr_un *su = (struct sockaddr_un *)sa;
+    size_t n = strlen(opt_unix);
+    if (n == 0 || n >= sizeof su->sun_path) {
+      fprintf(stderr, "loadclient: --unix: the path must have 1..%zu bytes\n", sizeof su->sun_path - 1);
+      return 2;
+    }
+    su->sun_family = AF_UNIX;
+    memcpy(su->sun_path, opt_unix, n + 1);
+    *sa_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    return 0;
+  }
+  struct sockaddr_in *si = (struct sockaddr_in *)sa;
+  si->sin_family = AF_INET;
+  si->sin_port = htons((uint16_t)opt_port);
+  if (inet_pton(AF_INET, opt_host, &si->sin_addr) != 1) {
+    fprintf(stderr, "loadclient: bad --host (IPv4 loopback only)\n");
+    return 2;
+  }
+  if ((ntohl(si->sin_addr.s_addr) >> 24) != 127) {
+    fprintf(stderr, "loadclient: refusing a non-loopback target\n");
+    return 2;
+  }
+  *sa_len = sizeof *si;
+  return 0;
+}
+
+/* Starts c's non-blocking connect and waits for it to be writable. Returns
+ * false (fd closed) when a Unix listener's backlog is full (EAGAIN): the
+ * caller tries again after its next wait. */
+static bool start_connect(conn *c, const struct sockaddr_storage *sa, socklen_t sa_len) {
+  c->fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) die("socket");
+  if (sa->ss_family == AF_INET) {
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  if (connect(c->fd, (const struct sockaddr *)sa, sa_len) < 0 && errno != EINPROGRESS) {
+    if (sa->ss_family == AF_UNIX && errno == EAGAIN) {
+      close(c->fd);
+      c->fd = -1;
+      return false;
+    }
+    die("connect");
+  }
+  struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl add");
+  c->want_out = true;
+  return true;
+}
+
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -364,6 +427,7 @@ int main(int argc, char **argv) {
 #define ARG(name) (strcmp(a, name) == 0 && v && (i++, 1))
     if (ARG("--host")) opt_host = v;
     else if (ARG("--port")) opt_port = atoi(v);
+    else if (ARG("--unix")) opt_unix = v;
     else if (ARG("--mode")) opt_bulk = strcmp(v, "bulk") == 0;
     else if (ARG("--conns")) opt_conns = atoi(v);
     else if (ARG("--depth")) opt_depth = atoi(v);
@@ -377,7 +441,8 @@ int main(int argc, char **argv) {
     else usage();
 #undef ARG
   }
-  if (opt_port <= 0 || opt_conns <= 0 || opt_depth <= 0 || opt_depth > MAX_DEPTH / 2 || opt_size == 0 ||
+  bool address_ok = opt_unix ? opt_port == 0 : opt_port > 0; /* one of --unix, --port */
+  if (!address_ok || opt_conns <= 0 || opt_depth <= 0 || opt_depth > MAX_DEPTH / 2 || opt_size == 0 ||
       opt_seconds <= 0 || opt_seconds > 600 || opt_warmup < 0 || opt_warmup > 60 || opt_rate < 0 ||
       (opt_rate > 0 && opt_bulk))
     usage();
@@ -395,15 +460,9 @@ int main(int argc, char **argv) {
   epfd = epoll_create1(EPOLL_CLOEXEC);
   if (!pattern || !rbuf || !conns || epfd < 0) die("setup");
 
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt_port)};
-  if (inet_pton(AF_INET, opt_host, &sa.sin_addr) != 1) {
-    fprintf(stderr, "loadclient: bad --host (IPv4 loopback only)\n");
-    return 2;
-  }
-  if ((ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
-    fprintf(stderr, "loadclient: refusing a non-loopback target\n");
-    return 2;
-  }
+  struct sockaddr_storage sa;
+  socklen_t sa_len = 0;
+  if (target_address(&sa, &sa_len) != 0) return 2;
 
   /* connect everything, in waves so the listen backlog never overflows */
   uint64_t t0 = now_ns();
@@ -411,15 +470,7 @@ int main(int argc, char **argv) {
   int started = 0;
   while (connected < opt_conns) {
     while (started < opt_conns && started - connected < 128) {
-      conn *c = &conns[started];
-      c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (c->fd < 0) die("socket");
-      int one = 1;
-      setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) die("connect");
-      struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-      if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) die("epoll_ctl add");
-      c->want_out = true;
+      if (!start_connect(&conns[started], &sa, sa_len)) break; /* a full Unix backlog: after the wait */
       started++;
     }
     struct epoll_event evs[256];

@@ -339,6 +339,11 @@ TCP_API int32_t tcp_shutdown_write(int64_t connection, int64_t request_id);
  * answers port 0 there: the Dart layer does that); tcp_local_path and
  * tcp_remote_path return TCP_ERR_ADDRESS_FAMILY on a TCP socket.
  *
+ * Windows: AF_UNIX stream sockets exist from Windows 10 1803 on; where the OS
+ * has none (older Windows, Wine 8), tcp_listen_unix and tcp_connect_unix
+ * refuse with TCP_ERR_ADDRESS_FAMILY (tcp_last_os_error: WSAEAFNOSUPPORT)
+ * and TCP keeps working.
+ *
  * path: path_len bytes (no terminating NUL needed, none counted): a filesystem
  * path, or (Linux, Android) an abstract name: a leading NUL byte then the name,
  * path_len counting that NUL. A filesystem path must not contain a NUL byte

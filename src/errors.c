@@ -11,9 +11,10 @@
 #include <errno.h>
 #endif
 
-int32_t error_from_os(int64_t os_error) {
-  switch (os_error) {
+/* One table per OS family, each its own function (they share no code). */
 #if defined(_WIN32)
+static int32_t error_from_os_code(int64_t os_error) {
+  switch (os_error) {
     case WSAEADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;
     case WSAEADDRNOTAVAIL: return TCP_ERR_ADDRESS_NOT_AVAILABLE;
     case WSAECONNREFUSED:
@@ -54,7 +55,12 @@ int32_t error_from_os(int64_t os_error) {
     case ERROR_OPERATION_ABORTED: return TCP_ERR_CLOSED;
     case WSAEINVAL: return TCP_ERR_INVALID_ARGUMENT;
     case WSANOTINITIALISED: return TCP_ERR_NOT_INITIALIZED;
+    default: return TCP_ERR_OS;
+  }
+}
 #else
+static int32_t error_from_os_code(int64_t os_error) {
+  switch (os_error) {
     case EADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;
     case EADDRNOTAVAIL:
     /* Unix socket paths (tcp.h, tcp_connect_unix, tcp_listen_unix): no such
@@ -90,10 +96,12 @@ int32_t error_from_os(int64_t os_error) {
     case ENOBUFS: return TCP_ERR_NO_MEMORY;
     case ECANCELED: return TCP_ERR_CLOSED;
     case EINVAL: return TCP_ERR_INVALID_ARGUMENT;
-#endif
     default: return TCP_ERR_OS;
   }
 }
+#endif
+
+int32_t error_from_os(int64_t os_error) { return error_from_os_code(os_error); }
 
 int32_t error_from_os_at_bind(int64_t os_error) {
 #if defined(_WIN32)

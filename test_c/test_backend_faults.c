@@ -21,18 +21,6 @@ void test_uring_ring_broken(void) { SKIP("io_uring only (backend is %s)", tcp_ba
 void test_uring_transient_busy(void) { SKIP("io_uring only (backend is %s)", tcp_backend_name()); }
 #else
 
-static void clear_fault(void) { unsetenv("ZIG_TCP_URING_FAULT"); }
-
-/* Restarts the engine with the fault armed; skips on other backends. */
-static void engine_with_fault(const char *fault) {
-  const char *name = tcp_backend_name();
-  if (name == NULL || strcmp(name, "io_uring") != 0) SKIP("injects io_uring_enter failures (backend is %s)", name);
-  h_engine_shutdown();
-  setenv("ZIG_TCP_URING_FAULT", fault, 1);
-  h_at_test_end(clear_fault);
-  h_engine_init();
-  CHECK(strcmp(tcp_backend_name(), "io_uring") == 0);
-}
 
 typedef struct three_pending {
   int64_t listener, client, server;
@@ -76,17 +64,17 @@ static void ring_fails_for_good(const char *fault, int64_t os_error) {
 }
 
 void test_uring_lost_completions(void) {
-  engine_with_fault("EBADR@3");
+  h_engine_restart_with_fault("io_uring", "ZIG_TCP_URING_FAULT", "EBADR@3");
   ring_fails_for_good("EBADR", EBADR);
 }
 
 void test_uring_ring_broken(void) {
-  engine_with_fault("EBADFD@3");
+  h_engine_restart_with_fault("io_uring", "ZIG_TCP_URING_FAULT", "EBADFD@3");
   ring_fails_for_good("EBADFD", EBADFD);
 }
 
 void test_uring_transient_busy(void) {
-  engine_with_fault("EBUSY@3");
+  h_engine_restart_with_fault("io_uring", "ZIG_TCP_URING_FAULT", "EBUSY@3");
   int64_t port = h_port();
   three_pending t = start_three(port);
   /* Nothing was lost: each pending op completes with its real result. */

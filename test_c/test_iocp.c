@@ -109,23 +109,6 @@ void test_idle_reads_hold_no_buffer(void) {
 
 /* ---- readiness that finds nothing, by the fault hook -------------------------- */
 
-static void set_iocp_fault(const char *spec) {
-#if defined(_WIN32)
-  SetEnvironmentVariableA("ZIG_TCP_IOCP_FAULT", spec);
-#else
-  (void)spec;
-#endif
-}
-
-static void clear_iocp_fault(void) { set_iocp_fault(NULL); }
-
-static void restart_with_iocp_fault(const char *spec) {
-  if (strcmp(tcp_backend_name(), "iocp") != 0) SKIP("a fault hook of the IOCP backend");
-  h_engine_shutdown();
-  set_iocp_fault(spec);
-  h_at_test_end(clear_iocp_fault);
-  h_engine_init();
-}
 
 /* One connection's traffic under the hook: a waiting one-shot read, then its
  * bytes; then a read stream carrying 256 KiB, intact and in order, and the
@@ -173,7 +156,7 @@ static void check_reads_survive(void) {
  * non-blocking receive after the zero-byte WSARecv completed): the read
  * waits again and gets its bytes when they come; none is lost or doubled. */
 void test_iocp_spurious_readable(void) {
-  restart_with_iocp_fault("read_spurious=1");
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", "read_spurious=1");
   check_reads_survive();
 }
 
@@ -182,7 +165,7 @@ void test_iocp_spurious_readable(void) {
  * spin re-arming it; after a bounded number of tries the read waits in an
  * overlapped WSARecv with its own buffer, and every byte still arrives. */
 void test_iocp_spurious_readable_always(void) {
-  restart_with_iocp_fault("read_spurious=always");
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", "read_spurious=always");
   check_reads_survive();
 }
 

@@ -207,26 +207,6 @@ void test_refused_loopback_connect_is_prompt(void) {
 
 /* ---- the IOCP backend's fallbacks, by its fault hook -------------------------------- */
 
-static void set_iocp_fault(const char *spec) {
-#if defined(_WIN32)
-  SetEnvironmentVariableA("ZIG_TCP_IOCP_FAULT", spec);
-#else
-  (void)spec;
-#endif
-}
-
-static void clear_iocp_fault(void) { set_iocp_fault(NULL); }
-
-/* Restarts the engine with ZIG_TCP_IOCP_FAULT=spec for the rest of the test
- * (cleared again when the test ends); skips on other backends. */
-static void restart_with_iocp_fault(const char *spec) {
-  if (strcmp(tcp_backend_name(), "iocp") != 0) SKIP("a fault hook of the IOCP backend");
-  h_engine_shutdown();
-  set_iocp_fault(spec);
-  h_at_test_end(clear_iocp_fault);
-  h_engine_init();
-}
-
 /* Returns once the I/O thread handed every op started before this call to
  * the backend: a connect started now is submitted after them (the loop's
  * commands are FIFO), and its completion comes after its submission. */
@@ -247,7 +227,7 @@ static void backend_has_everything_started(int64_t port, int64_t live_listener) 
  * while Windows does ("Any pending overlapped send and receive operations ...
  * are also canceled" -- closesocket). */
 void test_iocp_cancel_misses(void) {
-  restart_with_iocp_fault("cancel_miss");
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", "cancel_miss");
   int64_t port = h_port();
   int64_t live = h_listen(port, H_LOOPBACK4, 4, 0);
   /* accepts pending in AcceptEx, then the listener closes */
@@ -286,7 +266,7 @@ void test_iocp_cancel_misses(void) {
  * (the hook fails the first) must not fail the caller's accept: that socket is
  * closed and the accept waits for the next connection, as libuv does. */
 void test_iocp_accept_context_failure(void) {
-  restart_with_iocp_fault("accept_context_once");
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", "accept_context_once");
   int64_t port = h_port();
   int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
   int64_t a = h_accept(l);
@@ -308,7 +288,7 @@ void test_iocp_accept_context_failure(void) {
 /* Issue 16 item 9: the OS codes the IOCP backend maps by context. The hook
  * fails ConnectEx or WSARecv at once with a chosen code. */
 static void check_connect_error(const char *spec, int32_t expected, int64_t os_error) {
-  restart_with_iocp_fault(spec);
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", spec);
   int64_t port = h_port();
   int64_t l = h_listen(port, H_LOOPBACK4, 4, 0);
   int64_t h;
@@ -320,7 +300,7 @@ static void check_connect_error(const char *spec, int32_t expected, int64_t os_e
 }
 
 static void check_read_error(const char *spec, int32_t expected, int64_t os_error) {
-  restart_with_iocp_fault(spec);
+  h_engine_restart_with_fault("iocp", "ZIG_TCP_IOCP_FAULT", spec);
   int64_t port = h_port();
   int64_t c, s;
   int64_t l = h_pair(port, port, H_LOOPBACK4, 4, &c, &s);

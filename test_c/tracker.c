@@ -5,6 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <windows.h>
+#endif
 
 #include "runner.h"
 #include "tcp.h"
@@ -61,6 +64,32 @@ void h_engine_init(void) {
 }
 
 void h_engine_started(void) { g_engine_up = true; }
+
+/* The engine reads its hooks with getenv on POSIX and GetEnvironmentVariableA
+ * on Windows (whose C runtime keeps a copy getenv would not see change). */
+static const char *g_fault_env;
+
+static void set_env(const char *name, const char *value) {
+#if defined(_WIN32)
+  SetEnvironmentVariableA(name, value);
+#else
+  if (value != NULL) setenv(name, value, 1);
+  else unsetenv(name);
+#endif
+}
+
+static void clear_fault_env(void) { set_env(g_fault_env, NULL); }
+
+void h_engine_restart_with_fault(const char *backend, const char *name, const char *value) {
+  const char *running = tcp_backend_name();
+  if (running == NULL || strcmp(running, backend) != 0) SKIP("a fault hook of the %s backend (backend is %s)", backend, running);
+  h_engine_shutdown();
+  g_fault_env = name;
+  set_env(name, value);
+  h_at_test_end(clear_fault_env);
+  h_engine_init();
+  CHECK(strcmp(tcp_backend_name(), backend) == 0);
+}
 
 void h_engine_shutdown_unchecked(void) {
   if (g_engine_up) {

@@ -55,6 +55,10 @@ typedef struct h_req {
 void h_engine_shutdown(void);
 /* tcp_init with the fake VM after h_engine_shutdown. */
 void h_engine_init(void);
+/* For a backend's fault hook: skips the test unless `backend` runs, then
+ * restarts the engine with the environment variable `name` set to `value`
+ * (removed again when the test ends) and checks the same backend came up. */
+void h_engine_restart_with_fault(const char *backend, const char *name, const char *value);
 /* The engine is up (a test that called tcp_init itself says so; the runner
  * after its own tcp_init): h_tracker_finish shuts it down. */
 void h_engine_started(void);

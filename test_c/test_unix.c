@@ -65,18 +65,26 @@ static void make_regular_file(const h_endpoint *ep) {
   close(fd);
 }
 
-/* A socket file nobody listens on: a raw socket bound there, then closed (what
- * a crashed server leaves behind). */
-static void make_stale_socket_file(const h_endpoint *ep) {
+/* A raw socket bound on ep (not through the engine), or a failed test. */
+static int raw_bound_unix(const h_endpoint *ep) {
   int fd = socket(AF_UNIX, SOCK_STREAM, 0);
   CHECK(fd >= 0);
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, ep->path, (size_t)ep->path_len);
-  int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-  close(fd);
-  if (rc != 0) FAILF("bind %s: %s", (const char *)ep->path, strerror(errno));
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int err = errno;
+    close(fd);
+    FAILF("bind %s: %s", (const char *)ep->path, strerror(err));
+  }
+  return fd;
+}
+
+/* A socket file nobody listens on: a raw socket bound there, then closed (what
+ * a crashed server leaves behind). */
+static void make_stale_socket_file(const h_endpoint *ep) {
+  close(raw_bound_unix(ep));
   CHECK(is_socket_file(ep));
 }
 
@@ -255,13 +263,8 @@ static void connect_as_nobody(const h_endpoint *ep) {
 
 /* A raw listener on ep (the engine's would close with an engine shutdown). */
 static int raw_listen_unix(const h_endpoint *ep) {
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
-  struct sockaddr_un sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sun_family = AF_UNIX;
-  memcpy(sa.sun_path, ep->path, (size_t)ep->path_len);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 8) != 0) {
+  int fd = raw_bound_unix(ep);
+  if (listen(fd, 8) != 0) {
     int err = errno;
     close(fd);
     FAILF("raw listen on %s: %s", (const char *)ep->path, strerror(err));

@@ -512,7 +512,12 @@ static void uv_backend_release(backend *b, tcp_sock *s) {
   uv_close((uv_handle_t *)&us->poll, on_poll_closed); /* the fd is closed after libuv let go of it */
 }
 
-static void on_poll_timer(uv_timer_t *t) { (void)t; /* uv_run(ONCE) returns after this */ }
+/* libuv's UV_RUN_ONCE runs due timers *before* it polls (1.44: uv_run's loop
+ * head), and then computes the poll's timeout from the timers still active.
+ * When this timer is already due there, a plain callback would leave no timer
+ * and the poll would wait with no deadline (a connect timeout never fired:
+ * test connect_timeouts_short). uv_stop makes that poll not wait at all. */
+static void on_poll_timer(uv_timer_t *t) { uv_stop(t->loop); }
 
 static void uv_backend_poll(backend *b, int64_t timeout_ms) {
   uv_backend *u = self(b);
@@ -520,6 +525,8 @@ static void uv_backend_poll(backend *b, int64_t timeout_ms) {
     uv_run(&u->loop, UV_RUN_NOWAIT);
     return;
   }
+  /* The loop's clock is cached since its last pass; the timer counts from it. */
+  uv_update_time(&u->loop);
   if (timeout_ms > 0) uv_timer_start(&u->poll_timer, on_poll_timer, (uint64_t)timeout_ms, 0);
   uv_run(&u->loop, UV_RUN_ONCE); /* the wake handle keeps the loop alive */
   if (timeout_ms > 0) uv_timer_stop(&u->poll_timer);

@@ -75,6 +75,24 @@ void test_connect_timeout(void) {
   h_close_wait(l);
 }
 
+/* Many short connect timeouts in a row, the I/O thread otherwise idle: each
+ * one must fire. (The uv backend bounded its wait with a libuv timer started
+ * against the loop's cached clock; when that clock was a millisecond behind,
+ * the timer ran before libuv's poll, which then waited with no deadline --
+ * the connect hung.) */
+void test_connect_timeouts_short(void) {
+  int64_t port = h_port();
+  uint8_t bh[4];
+  int32_t bp;
+  hanging_destination(port, bh, &bp);
+  for (int i = 0; i < 120; i++) {
+    int64_t h;
+    int64_t id = h_connect(port, bh, 4, bp, 1 + i % 3, &h);
+    CHECK_EQ(h_result(id), TCP_ERR_TIMED_OUT);
+    h_close_wait(h);
+  }
+}
+
 void test_reset_by_peer(void) {
   int64_t port = h_port();
   int64_t c, s;

@@ -34,6 +34,7 @@
   XT(listen_shared_two_ports) \
   X(ipv6_scope_id) \
   X(connect_timeout) \
+  X(connect_timeouts_short) \
   XT(close_while_read_pending) \
   XT(close_while_next_read_pending) \
   XT(close_while_accept_pending) \

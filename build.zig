@@ -48,7 +48,7 @@ const core_sources = [_][]const u8{
     "src/platform.c",
 };
 /// Each backend's own files (Linux has io_uring and libuv, the run-time fallback).
-const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c" };
+const io_uring_sources = [_][]const u8{ "src/backend_io_uring.c", "src/io_uring_ring.c", "src/io_uring_bufs.c", "src/io_uring_read.c" };
 const uv_sources = [_][]const u8{"src/backend_uv.c"};
 const iocp_sources = [_][]const u8{ "src/backend_iocp.c", "src/iocp_read.c", "src/iocp_connect.c" };
 

@@ -19,18 +19,13 @@
  *
  * Where an op of the backend waits (op->backend_link, one at a time):
  *   backlog       SQ full: submitted on the next poll, in order
- *   fresh / aged  a read held back one io_uring_enter (see hold_read)
+ *   fresh / aged  a read held back one io_uring_enter (io_uring_read.c)
  *   in_kernel     its SQE was written; a CQE that names it is due
  * and a cancel that found the SQ full waits in cancel_backlog (uring_op's
  * own link).
  *
- * Reads take their buffer from a provided-buffer ring (io_uring_bufs.h) when
- * the kernel has one (5.19+): a waiting read holds no memory. A read that
- * finds the ring empty (ENOBUFS) grows it and goes again; once the ring is at
- * its largest, that read falls back to a buffer of its own -- held while it
- * waits, like every read on a kernel without the ring. Neither loses a byte
- * (ENOBUFS means the kernel delivered nothing) and neither spins (growth is
- * bounded, the fallback always has a buffer). */
+ * The receive path (held-back reads, provided buffers, ENOBUFS) is
+ * io_uring_read.c. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -38,16 +33,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "io_uring_bufs.h"
-#include "io_uring_ring.h"
-
-enum {
-  TAG_OP = 0,     /* the op's own CQE */
-  TAG_CANCEL = 1, /* the CQE of an ASYNC_CANCEL of the op */
-  TAG_WAKE = 2,   /* the read of the wake eventfd */
-  TAG_MASK = 3,
-};
+#include "io_uring_backend.h"
 
 #define SQ_ENTRIES 4096u
 #define CQ_ENTRIES 65536u /* room for the completions of tens of thousands of sockets */
@@ -61,44 +47,6 @@ enum {
  * bytes are already there, so it completes at once and its buffer is gone. */
 #define UBUF_INITIAL 16u
 #define UBUF_MAX 64u
-
-typedef struct uring_op {
-  qlink cancel_link;   /* cancel_backlog */
-  uint8_t *own_buffer; /* read: a buffer of its own (no provided buffers, or the ring ran dry) */
-  uint8_t cqes_due;    /* CQEs still to come that name this op */
-  bool cqe_seen;       /* its own CQE arrived; res and cqe_flags hold it */
-  bool cancelled;      /* cancel() was called */
-  int32_t res;
-  uint32_t cqe_flags;
-} uring_op;
-_Static_assert(sizeof(uring_op) <= OP_BACKEND_BYTES, "uring_op must fit in tcp_op.backend");
-
-typedef struct uring_sock {
-  bool read_drained; /* the last read returned less than asked: the socket is likely empty */
-} uring_sock;
-_Static_assert(sizeof(uring_sock) <= SOCK_BACKEND_BYTES, "uring_sock must fit in tcp_sock.backend");
-
-typedef struct uring_backend {
-  backend base;
-  uring_ring ring;
-  int wake_fd;          /* eventfd: a write wakes a waiting I/O thread */
-  uint64_t wake_value;  /* buffer of the pending eventfd read */
-  bool wake_armed;      /* that read is in the kernel */
-  bool broken;          /* the ring failed for good: every op fails at once */
-  bool use_bufs;        /* reads select provided buffers */
-  uring_bufs bufs;
-  int fault_errno;      /* ZIG_TCP_URING_FAULT (tests): io_uring_enter fails with it ... */
-  size_t fault_inflight;/* ... once, the first time this many ops are in the kernel */
-  queue backlog, fresh_reads, aged_reads, in_kernel, cancel_backlog;
-} uring_backend;
-
-static uring_op *uop(tcp_op *op) { return (uring_op *)(void *)op->backend; }
-static uring_sock *usock(tcp_sock *s) { return (uring_sock *)(void *)s->backend; }
-static uring_backend *self(backend *b) { return (uring_backend *)(void *)b; }
-static tcp_op *op_of(qlink *l) { return QUEUE_ENTRY(l, tcp_op, backend_link); }
-/* cancel_link is the first member of uring_op, which is tcp_op.backend. */
-static tcp_op *op_of_cancel_link(qlink *l) { return QUEUE_ENTRY(l, tcp_op, backend); }
-static uint64_t user_data(tcp_op *op, unsigned tag) { return (uint64_t)(uintptr_t)op | tag; }
 
 /* ---- writing SQEs ----------------------------------------------------------- */
 
@@ -148,7 +96,7 @@ static void write_sqe(uring_backend *u, tcp_op *op) {
 
 /* Writes op's SQE, or queues op on the backlog when the SQ is full (or others
  * wait there: order is kept). */
-static void send_op(uring_backend *u, tcp_op *op) {
+void uring_send_op(uring_backend *u, tcp_op *op) {
   ZT_ASSERT(!qlink_queued(&op->backend_link));
   if (!queue_empty(&u->backlog) || !uring_sq_has_room(&u->ring, 1)) queue_push(&u->backlog, &op->backend_link);
   else write_sqe(u, op);
@@ -186,28 +134,6 @@ static void drain_backlogs(uring_backend *u) {
   while (!queue_empty(&u->backlog) && uring_sq_has_room(&u->ring, 1)) write_sqe(u, op_of(queue_pop(&u->backlog)));
 }
 
-/* ---- held-back reads ---------------------------------------------------------- */
-
-/* A read of a socket the last read emptied (request/response traffic) is not
- * submitted with the write that usually comes with it, but one io_uring_enter
- * later: by then the peer has often answered, and the recv completes at once
- * instead of arming poll and finishing later as deferred task work (measured:
- * that path was 17 % of the engine's CPU at 1000 connections). This is the
- * backend's own policy, not the core's: it exists because of how io_uring
- * charges a recv that must wait. */
-static void hold_read(uring_backend *u, tcp_op *op) { queue_push(&u->fresh_reads, &op->backend_link); }
-
-/* Before an io_uring_enter: submit the reads held for one enter; all of them
- * when the thread is about to wait (nothing else would bring them in). */
-static void release_reads(uring_backend *u, bool all) {
-  qlink *l;
-  while ((l = queue_pop(&u->aged_reads)) != NULL) send_op(u, op_of(l));
-  while ((l = queue_pop(&u->fresh_reads)) != NULL) {
-    if (all) send_op(u, op_of(l));
-    else queue_push(&u->aged_reads, l);
-  }
-}
-
 /* ---- the vtable: submit, cancel, release ----------------------------------- */
 
 static void uring_submit(backend *b, tcp_op *op) {
@@ -232,10 +158,10 @@ static void uring_submit(backend *b, tcp_op *op) {
     }
   }
   if (op->kind == OP_READ && usock(op->sock)->read_drained) {
-    hold_read(u, op);
+    uring_hold_read(u, op);
     return;
   }
-  send_op(u, op);
+  uring_send_op(u, op);
 }
 
 static void uring_cancel(backend *b, tcp_op *op) {
@@ -270,95 +196,18 @@ static void uring_release(backend *b, tcp_sock *s) {
 
 static bool retry_errno(int32_t res) { return res == -EINTR || res == -EAGAIN; }
 
-/* The provided buffer a read's CQE carries (if any) goes back to the ring. */
-static void recycle_provided(uring_backend *u, tcp_op *op) {
-  uring_op *o = uop(op);
-  if (o->cqe_flags & IORING_CQE_F_BUFFER) uring_bufs_recycle(&u->bufs, (uint16_t)(o->cqe_flags >> IORING_CQE_BUFFER_SHIFT));
-  o->cqe_flags &= ~(uint32_t)IORING_CQE_F_BUFFER;
-}
-
-/* A read's buffers go back: the provided one to the ring, its own freed. */
-static void read_buffers_back(uring_backend *u, tcp_op *op) {
-  recycle_provided(u, op);
-  free(uop(op)->own_buffer);
-  uop(op)->own_buffer = NULL;
-}
-
-/* n > 0 bytes arrived in src (a provided buffer, or the op's own): they become
- * the op's. Small ones are copied (the buffer goes back at once); large ones
- * keep their buffer, which goes to the VM (a fresh one replaces it in the
- * ring). False when out of memory (the bytes are lost). */
-static bool read_bytes_to_op(uring_backend *u, tcp_op *op, size_t n) {
-  uring_op *o = uop(op);
-  bool provided = (o->cqe_flags & IORING_CQE_F_BUFFER) != 0;
-  uint16_t id = (uint16_t)(o->cqe_flags >> IORING_CQE_BUFFER_SHIFT);
-  uint8_t *src = provided ? uring_bufs_get(&u->bufs, id) : o->own_buffer;
-  uint8_t *whole = NULL;
-  if (n > TCP_READ_COPY_BYTES_MAX) whole = provided ? uring_bufs_take(&u->bufs, id) : o->own_buffer;
-  if (whole == NULL) {
-    bool copied = op_read_copy(op, src, n);
-    read_buffers_back(u, op);
-    return copied;
-  }
-  if (!provided) o->own_buffer = NULL;
-  o->cqe_flags &= ~(uint32_t)IORING_CQE_F_BUFFER;
-  uint8_t *shrunk = n <= UBUF_BYTES / 2 ? realloc(whole, n) : NULL;
-  op_read_adopt(op, shrunk != NULL ? shrunk : whole);
-  return true;
-}
-
-/* The provided-buffer ring was empty: grow it, or give this read its own
- * buffer; then it goes again (nothing was delivered). */
-static void read_found_no_buffer(uring_backend *u, tcp_op *op) {
-  if (!uring_bufs_grow(&u->bufs)) {
-    size_t bytes = op->len < UBUF_BYTES ? op->len : UBUF_BYTES;
-    uop(op)->own_buffer = malloc(bytes);
-    if (uop(op)->own_buffer == NULL) {
-      sink_op_failed(u->base.sink, op, TCP_ERR_NO_MEMORY, 0);
-      return;
-    }
-    if (op->len > bytes) op->len = bytes; /* a read may always return less */
-  }
-  send_op(u, op);
-}
-
-static void read_settled(uring_backend *u, tcp_op *op) {
-  uring_op *o = uop(op);
-  backend_sink *sink = u->base.sink;
-  int32_t res = o->res;
-  if (res == -ENOBUFS && !o->cancelled) {
-    read_found_no_buffer(u, op);
-    return;
-  }
-  /* A receive that took bytes out of the socket is delivered also when its
-   * cancel was on its way: a stream's stop racing it must not lose them
-   * (tcp.h: they come as a last DATA completion); for a close the core drops
-   * them. Nothing taken (an error, or end of stream, which stays readable)
-   * ends as cancelled when a cancel was asked for. */
-  if (res <= 0) {
-    read_buffers_back(u, op);
-    if (res == -ECANCELED || o->cancelled) sink_op_cancelled(sink, op);
-    else if (res < 0) sink_op_error(sink, op, -res);
-    else sink_op_done(sink, op, 0); /* end of stream */
-    return;
-  }
-  usock(op->sock)->read_drained = (size_t)res < op->len;
-  if (read_bytes_to_op(u, op, (size_t)res)) sink_op_done(sink, op, res);
-  else sink_op_failed(sink, op, TCP_ERR_NO_MEMORY, ENOMEM);
-}
-
 /* op's CQEs have all arrived: report it, or resubmit what is left. */
 static void op_settled(uring_backend *u, tcp_op *op) {
   backend_sink *sink = u->base.sink;
   uring_op *o = uop(op);
   int32_t res = o->res;
   if (retry_errno(res) && !o->cancelled && op->kind != OP_CONNECT) {
-    if (op->kind == OP_READ) recycle_provided(u, op);
-    send_op(u, op);
+    if (op->kind == OP_READ) uring_recycle_provided(u, op);
+    uring_send_op(u, op);
     return;
   }
   if (op->kind == OP_READ) {
-    read_settled(u, op);
+    uring_read_settled(u, op);
     return;
   }
   /* An op io-wq runs blocking (a Unix connect waiting for room in a full
@@ -377,7 +226,7 @@ static void op_settled(uring_backend *u, tcp_op *op) {
       op->done += (size_t)res;
       if (op->done == op->len) sink_op_done(sink, op, (int64_t)op->len);
       else if (o->cancelled) sink_op_cancelled(sink, op);
-      else send_op(u, op); /* short write: send the rest */
+      else uring_send_op(u, op); /* short write: send the rest */
       return;
     default: sink_op_done(sink, op, 0); return;
   }
@@ -419,6 +268,7 @@ static void fail_everything(uring_backend *u, int os_error) {
   backend_sink *sink = u->base.sink;
   u->broken = true;
   qlink *l;
+  /* A cancel that never reached the kernel is moot: its op fails below. */
   while ((l = queue_pop(&u->cancel_backlog)) != NULL) {
   }
   while ((l = queue_pop(&u->in_kernel)) != NULL) {
@@ -476,7 +326,7 @@ static void uring_poll(backend *b, int64_t timeout_ms) {
   }
   arm_wake_read(u);
   drain_backlogs(u);
-  release_reads(u, timeout_ms != 0);
+  uring_release_reads(u, timeout_ms != 0);
   /* Never wait with a backlog: nothing would wake us to drain it (this enter
    * empties the SQ, so the next pass has room). */
   bool backlog = !queue_empty(&u->backlog) || !queue_empty(&u->cancel_backlog);

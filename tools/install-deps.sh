@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what zig_tcp's tests and benchmarks need on a fresh Debian machine:
-# the pinned Zig (through ./zigw) and the Debian packages listed in
-# tools/versions.env. Does nothing for what is already there.
+# the pinned Zig (through ./zigw), the Debian packages listed in
+# tools/versions.env and libuv's source. Does nothing for what is already there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/tools/versions.env"
@@ -16,3 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+# libuv's source, compiled into the engine (build.zig would fetch it on first
+# use; fetched here, before run-tests starts parts side by side, so no two
+# builds fetch it at once).
+bash "$root/tools/fetch-libuv.sh" || echo "install-deps: fetching libuv's source failed (tools/fetch-libuv.sh)" >&2

@@ -53,6 +53,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,8 @@ typedef struct isolate {
   uint32_t cap, used, nfree;
   /* counters */
   uint64_t completions, batches, reads, writes, bytes, accepts, closes, errors, acks;
+  uint64_t ended_by_shutdown; /* reads / streams tcp_shutdown ended: one per connection still open then
+                               * (with one read in flight per connection, the default) */
 } isolate;
 
 static int g_sink;
@@ -85,6 +88,7 @@ static int g_stream;                        /* the stream driver, else one-shot 
 static int64_t g_window_bytes = 256 * 1024; /* ZigSocket.readWindowBytes */
 static const char *g_unix_path;             /* a Unix socket path, else TCP */
 static atomic_int g_stopping;
+static atomic_int g_shutdown_done; /* tcp_shutdown returned: every completion is posted */
 
 static int64_t rid(uint32_t slot, int op) { return ((int64_t)slot << OP_BITS) | op; }
 
@@ -180,6 +184,7 @@ static void on_read(isolate *iso, uint32_t slot, fd_completion *c) {
     return;
   }
   if (unexpected_error(c->result)) iso->errors++;
+  if (c->result == TCP_ERR_SHUTDOWN) iso->ended_by_shutdown++;
   if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
 }
 
@@ -196,6 +201,7 @@ static void on_stream(isolate *iso, uint32_t slot, fd_completion *c) {
     return;
   }
   if (unexpected_error(c->result)) iso->errors++;
+  if (c->result == TCP_ERR_SHUTDOWN) iso->ended_by_shutdown++;
   if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
 }
 
@@ -224,8 +230,12 @@ static void *isolate_main(void *arg) {
   isolate *iso = arg;
   fd_completion batch[BATCH_MAX];
   for (;;) {
-    size_t n = fake_dart_next_batch(iso->port, -1, batch, BATCH_MAX);
-    if (n == 0) break; /* port closed */
+    /* Once tcp_shutdown has returned, the queue holds the last completions:
+     * take them all, then stop (closing the port first would drop them, as
+     * closing a Dart port does). */
+    bool shut = atomic_load(&g_shutdown_done);
+    size_t n = fake_dart_next_batch(iso->port, shut ? 0 : 50, batch, BATCH_MAX);
+    if (n == 0 && shut) break;
     iso->batches++;
     for (size_t i = 0; i < n; i++) on_completion(iso, &batch[i]);
   }
@@ -318,8 +328,9 @@ int main(int argc, char **argv) {
   sigwait(&set, &sig);
   atomic_store(&g_stopping, 1);
   rc = tcp_shutdown();
-  for (int i = 0; i < nisolates; i++) fake_dart_close_port(isos[i].port);
+  atomic_store(&g_shutdown_done, 1);
   for (int i = 0; i < nisolates; i++) pthread_join(isos[i].thread, NULL);
+  for (int i = 0; i < nisolates; i++) fake_dart_close_port(isos[i].port);
 
   fd_stats st;
   fake_dart_stats(&st);
@@ -328,9 +339,10 @@ int main(int argc, char **argv) {
     isolate *iso = &isos[i];
     all += iso->completions;
     fprintf(stderr,
-            "engine_server isolate %d: accepts %llu closes %llu reads %llu writes %llu acks %llu bytes %llu "
-            "errors %llu; completions %llu in %llu wake-ups (%.2f per wake-up)\n",
-            i, (unsigned long long)iso->accepts, (unsigned long long)iso->closes, (unsigned long long)iso->reads,
+            "engine_server isolate %d: accepts %llu closes %llu (+ %llu ended by tcp_shutdown) reads %llu writes %llu "
+            "acks %llu bytes %llu errors %llu; completions %llu in %llu wake-ups (%.2f per wake-up)\n",
+            i, (unsigned long long)iso->accepts, (unsigned long long)iso->closes,
+            (unsigned long long)iso->ended_by_shutdown, (unsigned long long)iso->reads,
             (unsigned long long)iso->writes, (unsigned long long)iso->acks, (unsigned long long)iso->bytes,
             (unsigned long long)iso->errors,
             (unsigned long long)iso->completions, (unsigned long long)iso->batches,

@@ -37,8 +37,8 @@ tcp_op *op_new(op_kind kind, int64_t request_id) {
   op->kind = kind;
   op->state = OP_QUEUED;
   op->request_id = request_id;
-  op->deadline_index = OP_NO_DEADLINE;
-  op->accepted_fd = OS_SOCKET_INVALID;
+  if (kind == OP_CONNECT) op->deadline_index = OP_NO_DEADLINE;
+  if (kind == OP_ACCEPT) op->accepted_fd = OS_SOCKET_INVALID;
   return op;
 }
 
@@ -47,7 +47,7 @@ void op_free(tcp_op *op) {
   ZT_ASSERT(!qlink_queued(&op->core_link));
   ZT_ASSERT(!qlink_queued(&op->command_link));
   ZT_ASSERT(!qlink_queued(&op->backend_link));
-  ZT_ASSERT(op->deadline_index == OP_NO_DEADLINE);
+  ZT_ASSERT(op->kind != OP_CONNECT || op->deadline_index == OP_NO_DEADLINE);
   ZT_ASSERT(op->state != OP_STARTED && op->state != OP_SUBMITTED && op->state != OP_FREE);
   if (op->quarantined) {
     op->state = OP_FREE;

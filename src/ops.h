@@ -69,23 +69,34 @@ struct tcp_op {
   bool quarantined;        /* the backend lost track of it: its memory is never reused */
   bool data_by_copy;       /* read: data is an exact-size copy, posted as typed data */
   bool stream_part;        /* read: one receive of its socket's read stream */
-  uint32_t deadline_index; /* connect: slot in the loop's deadline heap, or OP_NO_DEADLINE */
-  uint64_t seq;            /* read / write: its place in its socket's queue */
   int64_t request_id;
   int64_t dart_port;       /* where the completion goes */
   tcp_sock *sock;          /* NULL once completed (the socket may be gone) */
-  tcp_sock *member;        /* accept on a shared listener: the member it was asked on */
   /* The outcome: set by the backend through the sink, or by the core. */
   int64_t result;          /* >= 0 success value, < 0 a TCP_ERR_* code */
   int64_t os_error;
-  os_socket accepted_fd;   /* accept: the new connection's OS socket */
   uint8_t *data;           /* read: the bytes read (set by the backend when they arrive);
                               write: engine copy; either may point to inline_data */
   size_t len;              /* read: bytes_max; write: total bytes */
-  size_t done;             /* write: bytes written so far (the backend's) */
-  int64_t timeout_ms;      /* connect; 0 = none */
-  int64_t deadline_ms;     /* connect: when it times out (loop clock) */
-  int addr_len;
+  /* What one kind alone needs shares its space (every idle connection's
+   * pending read pays for the record: tcp.h, receive at scale); read a member
+   * only for its kind. */
+  union {
+    struct {                   /* OP_CONNECT */
+      int64_t timeout_ms;      /* 0 = none */
+      int64_t deadline_ms;     /* when it times out (loop clock) */
+      uint32_t deadline_index; /* slot in the loop's deadline heap, or OP_NO_DEADLINE */
+      int addr_len;
+    };
+    struct {                   /* OP_ACCEPT */
+      tcp_sock *member;        /* on a shared listener: the member it was asked on */
+      os_socket accepted_fd;   /* the new connection's OS socket */
+    };
+    struct {                   /* OP_READ, OP_WRITE, OP_SHUTDOWN_WRITE */
+      uint64_t seq;            /* its place in its socket's queue */
+      size_t done;             /* write: bytes written so far (the backend's) */
+    };
+  };
   _Alignas(16) unsigned char backend[OP_BACKEND_BYTES];
   union { /* last: op_new does not clear it */
     uint8_t inline_data[OP_INLINE_BYTES]; /* read / write: small payloads */

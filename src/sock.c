@@ -257,7 +257,7 @@ void sock_begin_close(tcp_sock *s, int32_t reason, tcp_op *close_op) {
 
 /* The code an ended op completes with. */
 static int64_t outcome(const tcp_op *op, const tcp_sock *s, int64_t *os_error) {
-  if (op->member != NULL && op->member->closing) {
+  if (op->kind == OP_ACCEPT && op->member != NULL && op->member->closing) {
     *os_error = 0;
     return op->member->close_reason;
   }
@@ -346,7 +346,7 @@ void sock_op_ended(tcp_op *op) {
     else discard(op);
     sock_stream_receive_ended(s, result, os_error);
   } else {
-    tcp_sock *member = op->member;
+    tcp_sock *member = op->kind == OP_ACCEPT ? op->member : NULL;
     sock_complete(op, result, result < 0 ? os_error : 0);
     if (member != NULL) shared_member_accept_ended(member);
   }

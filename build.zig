@@ -145,6 +145,10 @@ pub fn build(b: *std.Build) void {
     // The backend-agnostic C suite, linked to the shipped shared library.
     const suite = addTool(b, "tcp_suite", &suite_sources, target, optimize, tsan, lib_shared);
     b.installArtifact(suite);
+    // `zig build suite`: only the shared library and the suite (the Wine and arm64 runs need no more).
+    const suite_step = b.step("suite", "Build only the shared engine library and the C suite");
+    suite_step.dependOn(&b.addInstallArtifact(lib_shared, .{}).step);
+    suite_step.dependOn(&b.addInstallArtifact(suite, .{}).step);
 
     if (os == .linux) {
         // Run-time fallback from io_uring to libuv (seccomp-blocked io_uring).

@@ -49,7 +49,7 @@ fi
 
 # ---- build ----------------------------------------------------------------------
 log "building for $target into build/arm64"
-./zigw build -Dtarget="$target" --prefix "$prefix" >&2
+./zigw build suite -Dtarget="$target" --prefix "$prefix" >&2
 suite="$prefix/bin/tcp_suite"
 [ -x "$suite" ] || { log "missing $suite"; exit 1; }
 if [ "${1:-}" = --build-only ]; then

@@ -58,7 +58,7 @@ fi
 
 # ---- build ----------------------------------------------------------------------
 log "building for x86_64-windows-gnu into build/windows"
-./zigw build -Dtarget=x86_64-windows-gnu --prefix build/windows >&2
+./zigw build suite -Dtarget=x86_64-windows-gnu --prefix build/windows >&2
 
 suite="$root/build/windows/bin/tcp_suite.exe"
 [ -f "$suite" ] || { log "missing $suite"; exit 1; }

@@ -93,7 +93,7 @@ struct tcp_op {
       os_socket accepted_fd;   /* the new connection's OS socket */
     };
     struct {                   /* OP_READ, OP_WRITE, OP_SHUTDOWN_WRITE */
-      uint64_t seq;            /* its place in its socket's queue */
+      uint32_t seq;            /* its place in its socket's queue (tcp_sock.reads_issued ...) */
       size_t done;             /* write: bytes written so far (the backend's) */
     };
   };

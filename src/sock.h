@@ -47,8 +47,11 @@ struct tcp_sock {
   queue reads;               /* the head is the only one that may be in flight */
   queue writes;              /* writes and shutdown_write, in call order; likewise */
   queue accepts;             /* all in flight */
-  uint64_t reads_issued, reads_ended;   /* order checks: ops end in call order */
-  uint64_t writes_issued, writes_ended;
+  /* Order checks: ops end in call order. 32 bits (every idle connection pays
+   * for its record): wrapping is harmless, they are only compared for equality
+   * with tcp_op.seq. */
+  uint32_t reads_issued, reads_ended;
+  uint32_t writes_issued, writes_ended;
   tcp_op *connect_op;        /* the pending connect, if any */
   tcp_op *close_op;          /* the pending close, if any */
   tcp_op *stream;            /* the read stream's anchor (OP_READ_STREAM), if one runs */

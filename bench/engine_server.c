@@ -176,6 +176,15 @@ static void consume_bytes(isolate *iso, uint32_t slot, fd_completion *c) {
   fake_dart_release(c);
 }
 
+/* A connection's reading ended (result <= 0: end of stream, an error, or the
+ * engine closing it): count it, and close the connection unless the engine
+ * already does. */
+static void reading_ended(isolate *iso, uint32_t slot, int64_t result) {
+  if (unexpected_error(result)) iso->errors++;
+  if (result == TCP_ERR_SHUTDOWN) iso->ended_by_shutdown++;
+  if (result != TCP_ERR_CLOSED && result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
+}
+
 static void on_read(isolate *iso, uint32_t slot, fd_completion *c) {
   if (iso->handles[slot] <= 0) return; /* closing: a late read of a closed connection */
   if (c->result > 0) {
@@ -183,9 +192,7 @@ static void on_read(isolate *iso, uint32_t slot, fd_completion *c) {
     start_read(iso, slot);
     return;
   }
-  if (unexpected_error(c->result)) iso->errors++;
-  if (c->result == TCP_ERR_SHUTDOWN) iso->ended_by_shutdown++;
-  if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
+  reading_ended(iso, slot, c->result);
 }
 
 /* A read stream's completion: DATA (result > 0) is consumed, then
@@ -200,9 +207,7 @@ static void on_stream(isolate *iso, uint32_t slot, fd_completion *c) {
     if (tcp_read_stream_ack(iso->handles[slot], bytes) == TCP_OK) iso->acks++;
     return;
   }
-  if (unexpected_error(c->result)) iso->errors++;
-  if (c->result == TCP_ERR_SHUTDOWN) iso->ended_by_shutdown++;
-  if (c->result != TCP_ERR_CLOSED && c->result != TCP_ERR_SHUTDOWN) close_slot(iso, slot);
+  reading_ended(iso, slot, c->result);
 }
 
 static void on_completion(isolate *iso, fd_completion *c) {

@@ -11,9 +11,9 @@
 #include <errno.h>
 #endif
 
-/* One table per OS family, each its own function (they share no code). */
+/* One table per OS family (they share no code). */
 #if defined(_WIN32)
-static int32_t error_from_os_code(int64_t os_error) {
+int32_t error_from_os(int64_t os_error) {
   switch (os_error) {
     case WSAEADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;
     case WSAEADDRNOTAVAIL: return TCP_ERR_ADDRESS_NOT_AVAILABLE;
@@ -59,7 +59,7 @@ static int32_t error_from_os_code(int64_t os_error) {
   }
 }
 #else
-static int32_t error_from_os_code(int64_t os_error) {
+int32_t error_from_os(int64_t os_error) {
   switch (os_error) {
     case EADDRINUSE: return TCP_ERR_ADDRESS_IN_USE;
     case EADDRNOTAVAIL:
@@ -100,8 +100,6 @@ static int32_t error_from_os_code(int64_t os_error) {
   }
 }
 #endif
-
-int32_t error_from_os(int64_t os_error) { return error_from_os_code(os_error); }
 
 int32_t error_from_os_at_bind(int64_t os_error) {
 #if defined(_WIN32)

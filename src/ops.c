@@ -21,6 +21,14 @@
 #endif
 #endif
 
+#if defined(__linux__) && defined(__x86_64__)
+/* Every idle connection pays for one socket record and one pending read's op
+ * record (tcp.h: receive at scale; bench/RESULTS.md, memory per idle
+ * connection): growing either is a decision, not an accident. */
+_Static_assert(sizeof(tcp_op) <= 352, "tcp_op grew: every idle connection's pending read pays for it");
+_Static_assert(sizeof(tcp_sock) <= 288, "tcp_sock grew: every connection pays for it");
+#endif
+
 static struct {
   record_slab ops;
   /* Ops the backend lost track of (TCP_ERR_BACKEND_FAILED): the OS may still
@@ -103,13 +111,6 @@ struct slab_block {
   uint32_t used, capacity;
 };
 _Static_assert(sizeof(slab_block) <= SLAB_HEADER_BYTES, "the header fits before the first record");
-#if defined(__linux__) && defined(__x86_64__)
-/* Every idle connection pays for one socket record and one pending read's op
- * record (tcp.h: receive at scale; bench/RESULTS.md, memory per idle
- * connection): growing either is a decision, not an accident. */
-_Static_assert(sizeof(tcp_op) <= 352, "tcp_op grew: every idle connection's pending read pays for it");
-_Static_assert(sizeof(tcp_sock) <= 288, "tcp_sock grew: every connection pays for it");
-#endif
 
 static slab_block *block_of(void *record) {
   return (slab_block *)((uintptr_t)record & ~(uintptr_t)(SLAB_BLOCK_BYTES - 1));
